@@ -1,0 +1,82 @@
+"""`rebuild doctor`: is this machine ready to rebuild?"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuild.errors import DockerUnavailableError
+from rebuild.recipes import RecipeBook
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks], "images": self.images}
+
+
+def _tool_version(tool: str, *args: str) -> str | None:
+    path = shutil.which(tool)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return f"{path} (version unknown)"
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return f"{first[0] if first else 'version unknown'} ({path})"
+
+
+def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
+    from rebuild.engine import connect, engine_version
+    from rebuild.image import ImageBuilder
+
+    report = DoctorReport()
+    client = None
+    try:
+        client = connect(timeout=10)
+        report.checks.append(Check("docker", True, f"engine {engine_version(client)} answers"))
+    except DockerUnavailableError as e:
+        report.checks.append(Check("docker", False, f"{e.message}; {e.hint}"))
+    for tool, args in (("mmdebstrap", ("--version",)), ("diffoscope", ("--version",))):
+        version = _tool_version(tool, *args)
+        report.checks.append(Check(tool, version is not None, version or f"{tool} not found"))
+    helpers = [t for t in ("zipinfo", "tar", "xz", "bzip2", "ar", "readelf") if shutil.which(t) is None]
+    report.checks.append(
+        Check("diffoscope tools", not helpers, "all found" if not helpers else "missing: " + ", ".join(helpers))
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(cache_dir)
+    free_gib = usage.free / (1 << 30)
+    report.checks.append(Check("cache", free_gib > 2, f"{cache_dir} ({free_gib:.1f} GiB free)"))
+    seen: set[str] = set()
+    for recipe in recipes.all():
+        spec = recipe.image
+        if spec.tag in seen:
+            continue
+        seen.add(spec.tag)
+        digest = "unknown (no engine)"
+        if client is not None:
+            found = ImageBuilder(client, cache_dir).find_local(spec.tag)
+            digest = found.id if found is not None else "not built (run: rebuild image build --all)"
+        report.images.append({"image": spec.tag, "digest": digest, "recipes": recipe.name})
+        if client is not None:
+            report.checks.append(Check(f"image {spec.name}", digest.startswith("sha256:"), digest))
+    return report

@@ -1,0 +1,274 @@
+"""Builder images: identified by digest, built reproducibly from Debian packages.
+
+A builder image is described by an ``ImageSpec`` (suite, mirror, variant,
+package list, epoch). It is made with mmdebstrap (``SOURCE_DATE_EPOCH`` set, so
+the root filesystem tarball is reproducible), wrapped in a docker-archive whose
+config we write ourselves with fixed timestamps, and loaded with ``docker
+load``. The image ID is the sha256 of that config, which names the layer by
+the sha256 of the tarball: the same packages give the same image ID on every
+machine. The installed package versions are recorded as a lock next to it.
+
+An image may instead come from a registry, pinned as ``name@sha256:...``.
+A reference without a digest is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from compare.digest import sha256_file
+from rebuild.errors import ImageError, PlanError
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+LABEL_SPEC = "dev.rebuild-verifier.image-spec"
+LABEL_LOCK = "dev.rebuild-verifier.package-lock-sha256"
+_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PINNED_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?(=[A-Za-z0-9.+~:\-]+)?$")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How to make a builder image from Debian packages."""
+
+    name: str
+    packages: tuple[str, ...]
+    suite: str = "bookworm"
+    mirror: str = DEFAULT_MIRROR
+    variant: str = "minbase"
+    epoch: int = 1700000000
+
+    def __post_init__(self) -> None:
+        for package in self.packages:
+            if not _PACKAGE.match(package):
+                raise PlanError(f"image {self.name}: invalid Debian package name {package!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "suite": self.suite,
+            "mirror": self.mirror,
+            "variant": self.variant,
+            "packages": sorted(self.packages),
+            "epoch": self.epoch,
+        }
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def tag(self) -> str:
+        return f"rebuild-builder-{self.name}:{self.key}"
+
+
+@dataclass(frozen=True)
+class BuilderImage:
+    """A builder image the engine holds: its reference and its digest."""
+
+    reference: str  # a tag or name@sha256:..., for people
+    digest: str  # the image ID (sha256:...) the engine runs
+    lock: tuple[str, ...] = field(default=())  # package=version lines, when we built it
+    built: bool = False  # True when this run built it
+
+
+def require_pinned(reference: str) -> str:
+    """Accept an image ID or a ``name@sha256:...`` reference; refuse anything mutable.
+
+    Raises:
+        PlanError: the reference has no digest.
+    """
+    if _IMAGE_ID.match(reference) or _PINNED_REF.match(reference):
+        return reference
+    raise PlanError(
+        f"builder image {reference!r} is not pinned by digest",
+        "give it as name@sha256:<digest> (or a local image ID sha256:<hex>)",
+    )
+
+
+class ImageBuilder:
+    """Finds or makes builder images with a docker client and a cache directory."""
+
+    def __init__(self, client: Any, cache_dir: Path) -> None:
+        self.client = client
+        self.cache_dir = cache_dir
+
+    # --- lookup ---------------------------------------------------------
+
+    def find_local(self, reference: str) -> Any | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.images.get(reference)
+        except ImageNotFound:
+            return None
+
+    def lock_path(self, spec: ImageSpec) -> Path:
+        return self.cache_dir / "images" / f"{spec.name}-{spec.key}.lock"
+
+    def read_lock(self, spec: ImageSpec) -> tuple[str, ...]:
+        path = self.lock_path(spec)
+        return tuple(path.read_text().splitlines()) if path.is_file() else ()
+
+    # --- the three ways to have an image -------------------------------
+
+    def ensure(self, spec: ImageSpec, expected_digest: str | None = None) -> BuilderImage:
+        """Return the image for ``spec``, building it only when it is not present.
+
+        With ``expected_digest``, an image with that ID is used if present;
+        otherwise the spec is built and must come out with that very ID.
+
+        Raises:
+            ImageError: mmdebstrap or docker load failed, or the built image
+                has another digest than expected.
+        """
+        if expected_digest is not None:
+            found = self.find_local(expected_digest)
+            if found is not None:
+                return BuilderImage(spec.tag, found.id, self.read_lock(spec))
+        found = self.find_local(spec.tag)
+        if found is not None and expected_digest in (None, found.id):
+            return BuilderImage(spec.tag, found.id, self.read_lock(spec))
+        image = self.build(spec)
+        if expected_digest is not None and image.digest != expected_digest:
+            raise ImageError(
+                f"builder image {spec.name} came out as {image.digest}, the plan says {expected_digest}",
+                "the Debian archive now serves other package versions than the original build used; "
+                f"compare the lock {self.lock_path(spec)} with the original, or point the image "
+                "spec's mirror at a snapshot of the archive from the build date",
+            )
+        return image
+
+    def pull_pinned(self, reference: str) -> BuilderImage:
+        """Use a registry image pinned by digest, pulling it if it is not local.
+
+        Raises:
+            PlanError: the reference is not pinned.
+            ImageError: the pull failed or returned other content.
+        """
+        from docker.errors import DockerException
+
+        require_pinned(reference)
+        image = self.find_local(reference)
+        if image is None:
+            if _IMAGE_ID.match(reference):
+                raise ImageError(f"builder image {reference} is not present in the local engine")
+            try:
+                image = self.client.images.pull(reference)
+            except DockerException as e:
+                raise ImageError(f"could not pull {reference}: {e}", "is the registry reachable?") from e
+        if not _IMAGE_ID.match(reference) and reference not in image.attrs.get("RepoDigests", []):
+            raise ImageError(f"the engine's image for {reference} does not carry that digest")
+        return BuilderImage(reference, image.id)
+
+    def build(self, spec: ImageSpec) -> BuilderImage:
+        """Make the image from Debian packages and load it into the engine."""
+        if shutil.which("mmdebstrap") is None:
+            raise ImageError(
+                "mmdebstrap is not installed; it is needed to build builder images",
+                "run ./setup.sh, or apt-get install mmdebstrap",
+            )
+        debs = self.cache_dir / "debs" / spec.suite
+        debs.mkdir(parents=True, exist_ok=True)
+        self.lock_path(spec).parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="rebuild-image-") as tmp:
+            work = Path(tmp)
+            rootfs = work / "rootfs.tar"
+            lock = work / "lock"
+            self._mmdebstrap(spec, rootfs, lock, debs)
+            lines = tuple(sorted(lock.read_text().split()))
+            lock_sha = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+            archive = work / "image.tar"
+            config = _write_docker_archive(spec, rootfs, archive, lock_sha)
+            image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+            try:
+                with open(archive, "rb") as f:
+                    self.client.images.load(f)
+            except Exception as e:  # docker raises several unrelated types here
+                raise ImageError(f"docker load of builder image {spec.name} failed: {e}") from e
+        loaded = self.find_local(image_id)
+        if loaded is None:
+            raise ImageError(f"docker load did not produce image {image_id}")
+        self.lock_path(spec).write_text("\n".join(lines) + "\n")
+        return BuilderImage(spec.tag, image_id, lines, built=True)
+
+    def _mmdebstrap(self, spec: ImageSpec, rootfs: Path, lock: Path, debs: Path) -> None:
+        q = shlex.quote
+        cmd = [
+            "mmdebstrap",
+            "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
+            f"--variant={spec.variant}",
+            "--aptopt=Acquire::Languages \"none\"",
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial",
+            f"--setup-hook=sync-in {q(str(debs))} /var/cache/apt/archives/",
+            f"--customize-hook=sync-out /var/cache/apt/archives {q(str(debs))}",
+            "--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W "
+            f"-f '${{binary:Package}}=${{Version}}\\n' > {q(str(lock))}",
+        ]
+        if spec.packages:
+            cmd.append("--include=" + ",".join(sorted(spec.packages)))
+        cmd += [spec.suite, str(rootfs), spec.mirror]
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch), "LC_ALL": "C.UTF-8"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            raise ImageError(
+                f"mmdebstrap failed for builder image {spec.name} (exit {proc.returncode}): {tail}",
+                "check that the Debian mirror is reachable and the package names exist",
+            )
+
+
+def _write_docker_archive(spec: ImageSpec, rootfs: Path, archive: Path, lock_sha: str) -> bytes:
+    """Write a ``docker load`` archive with a fixed config; return the config bytes."""
+    diff_id = "sha256:" + sha256_file(rootfs)
+    created = datetime.fromtimestamp(spec.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config_doc = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": created,
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["/bin/sh"],
+            "Labels": {
+                LABEL_SPEC: json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":")),
+                LABEL_LOCK: lock_sha,
+            },
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": created, "created_by": f"mmdebstrap {spec.suite} ({spec.name})"}],
+    }
+    config = json.dumps(config_doc, sort_keys=True, separators=(",", ":")).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    layer_name = diff_id.removeprefix("sha256:") + "/layer.tar"
+    manifest = [{"Config": config_name, "RepoTags": [spec.tag], "Layers": [layer_name]}]
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        _add_bytes(tar, config_name, config, spec.epoch)
+        _add_bytes(tar, "manifest.json", json.dumps(manifest).encode(), spec.epoch)
+        info = tar.gettarinfo(str(rootfs), arcname=layer_name)
+        info.mtime, info.uid, info.gid, info.uname, info.gname = spec.epoch, 0, 0, "", ""
+        with open(rootfs, "rb") as f:
+            tar.addfile(info, f)
+    return config
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
+    import io
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), mtime, 0o644
+    tar.addfile(info, io.BytesIO(data))

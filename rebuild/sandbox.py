@@ -1,0 +1,265 @@
+"""The hardened container every build runs in.
+
+This is where the container is hardened. A build gets: network mode
+``none``; a read-only root filesystem; its inputs mounted read-only; one
+writable output directory; tmpfs for scratch and the build path; all
+capabilities dropped; ``no-new-privileges``; a non-root uid; pids, memory
+and CPU limits; a wall-clock timeout; and an environment made only of what
+the request says (the steps run under ``env -i``, so not even the image's
+or Docker's variables leak in). The container is removed on every path.
+Outputs are collected as regular files only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from rebuild.errors import BuildFailedError, BuildTimeoutError, SandboxError
+
+LABEL = "dev.rebuild-verifier.sandbox"
+OUTPUT_MOUNT = "/out"
+MAX_LOG_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits; the defaults suit a laptop and this project's CI."""
+
+    timeout_s: float = 1800.0
+    memory_bytes: int = 4 << 30
+    pids: int = 1024
+    cpus: float = 2.0
+    tmpfs_bytes: int = 4 << 30
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path mounted read-only into the container."""
+
+    source: Path
+    target: str
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything a build may see. Nothing else reaches the container."""
+
+    image: str  # an image ID or name@sha256:..., never a mutable tag
+    steps: tuple[str, ...]
+    env: Mapping[str, str]
+    inputs: tuple[Mount, ...] = ()
+    build_path: str = "/build"
+    umask: str = "0022"
+    uid: int = 1000
+    gid: int = 1000
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    exit_code: int
+    log: str
+    seconds: float
+    outputs: tuple[Path, ...]  # regular files, relative to the output directory
+
+
+class Sandbox(Protocol):
+    """What the pipeline needs from a build backend (tests substitute fakes)."""
+
+    def run(self, request: BuildRequest, out_dir: Path) -> BuildResult: ...
+
+
+def step_script(request: BuildRequest) -> str:
+    """The shell script the container runs: umask, then each step, stopping at the first failure."""
+    lines = ["set -eu", f"umask {request.umask}", f"cd {request.build_path}"]
+    for i, step in enumerate(request.steps, 1):
+        lines.append(f"echo '>>> step {i}/{len(request.steps)}' >&2")
+        lines.append(step)
+    return "\n".join(lines) + "\n"
+
+
+def container_command(request: BuildRequest) -> list[str]:
+    env_args = [f"{k}={v}" for k, v in sorted(request.env.items())]
+    return ["/usr/bin/env", "-i", *env_args, "/bin/sh", "-c", step_script(request)]
+
+
+class DockerSandbox:
+    """Runs a ``BuildRequest`` in a hardened Docker container."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, request: BuildRequest, out_dir: Path) -> BuildResult:
+        """Run the steps; copy the regular files the build wrote under /out into ``out_dir``.
+
+        Raises:
+            BuildTimeoutError: the wall-clock limit passed; the container was killed.
+            BuildFailedError: the steps exited non-zero or a limit killed them.
+            SandboxError: the engine refused the container, or an output is unsafe.
+        """
+        from docker.errors import DockerException
+        from docker.types import Mount as DockerMount
+
+        _check_request(request)
+        limits = request.limits
+        with tempfile.TemporaryDirectory(prefix="rebuild-sandbox-") as tmp:
+            writable = Path(tmp) / "out"
+            writable.mkdir()
+            os.chmod(writable, 0o777)  # the build's uid must be able to write here
+            mounts = [
+                DockerMount(m.target, str(m.source.resolve()), type="bind", read_only=True)
+                for m in request.inputs
+            ]
+            mounts.append(DockerMount(OUTPUT_MOUNT, str(writable), type="bind", read_only=False))
+            tmpfs_opts = f"rw,exec,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"
+            container = None
+            started = time.monotonic()
+            try:
+                container = self.client.containers.create(
+                    request.image,
+                    command=container_command(request),
+                    environment=dict(request.env),
+                    user=f"{request.uid}:{request.gid}",
+                    working_dir="/",
+                    hostname="rebuild",
+                    network_mode="none",
+                    read_only=True,
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    pids_limit=limits.pids,
+                    mem_limit=limits.memory_bytes,
+                    memswap_limit=limits.memory_bytes,
+                    nano_cpus=int(limits.cpus * 1e9),
+                    tmpfs={"/tmp": tmpfs_opts, request.build_path: tmpfs_opts},
+                    mounts=mounts,
+                    init=True,
+                    labels={LABEL: "1"},
+                    log_config={"type": "json-file", "config": {}},
+                )
+                container.start()
+                exit_code = _wait(container, limits.timeout_s)
+                seconds = time.monotonic() - started
+                log = _logs(container)
+                if exit_code is None:
+                    raise BuildTimeoutError(
+                        f"build timed out after {limits.timeout_s:g} s and was killed",
+                        "raise the timeout if the build is just slow; the log is kept",
+                        log=log,
+                    )
+                if exit_code != 0:
+                    container.reload()
+                    reason = _failure_reason(exit_code, container.attrs.get("State", {}), log)
+                    raise BuildFailedError(f"build failed: {reason}", "see the build log", log=log)
+                outputs = collect_outputs(writable)
+                copied = []
+                for rel in outputs:
+                    dest = out_dir / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(writable / rel, dest)
+                    copied.append(rel)
+                return BuildResult(0, log, seconds, tuple(copied))
+            except DockerException as e:
+                raise SandboxError(f"the Docker engine refused the build container: {e}") from e
+            finally:
+                if container is not None:
+                    _remove(container)
+
+
+def _check_request(request: BuildRequest) -> None:
+    from rebuild.image import require_pinned
+
+    require_pinned(request.image)
+    for path in (request.build_path, *(m.target for m in request.inputs)):
+        p = PurePosixPath(path)
+        if not p.is_absolute() or ".." in p.parts or p == PurePosixPath("/"):
+            raise SandboxError(f"container path {path!r} must be absolute, not / and without '..'")
+    for m in request.inputs:
+        if not m.source.exists():
+            raise SandboxError(f"input {m.source} does not exist")
+
+
+def _wait(container: Any, timeout_s: float) -> int | None:
+    """The exit code, or None when the timeout passed (the container is then killed)."""
+    import requests
+
+    try:
+        status = container.wait(timeout=timeout_s)
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        container.kill()
+        return None
+    return int(status.get("StatusCode", -1))
+
+
+def _logs(container: Any) -> str:
+    data: bytes = container.logs(stdout=True, stderr=True)
+    if len(data) > MAX_LOG_BYTES:
+        data = data[-MAX_LOG_BYTES:]
+    return data.decode("utf-8", "replace")
+
+
+def _failure_reason(exit_code: int, state: Mapping[str, Any], log: str) -> str:
+    if state.get("OOMKilled"):
+        return f"killed by the memory limit (exit {exit_code})"
+    if "fork: Resource temporarily unavailable" in log or "Cannot fork" in log:
+        return f"hit the process limit (exit {exit_code})"
+    if exit_code == 137:
+        return "killed (exit 137, usually the memory limit)"
+    last = [line for line in log.strip().splitlines() if line.strip()][-1:]
+    return f"exit {exit_code}" + (f": {last[0][:200]}" if last else "")
+
+
+def _remove(container: Any) -> None:
+    from docker.errors import DockerException
+
+    try:
+        container.remove(force=True)
+    except DockerException:
+        pass  # already gone; nothing else to do on a cleanup path
+
+
+def collect_outputs(root: Path) -> tuple[Path, ...]:
+    """Every regular file under ``root``, relative; anything else is refused.
+
+    Symlinks (to files or directories), devices, sockets and fifos are
+    rejected, never followed.
+
+    Raises:
+        SandboxError: an entry is not a regular file or directory.
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            mode = path.lstat().st_mode
+            rel = path.relative_to(root)
+            if stat.S_ISLNK(mode):
+                raise SandboxError(
+                    f"build output {rel} is a symlink (to {os.readlink(path)}); outputs must be regular files",
+                    "fix the recipe's steps to copy files, not link them",
+                )
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                raise SandboxError(f"build output {rel} is not a regular file")
+            found.append(rel)
+    return tuple(sorted(found))
+
+
+def safe_output_name(name: str) -> PurePosixPath:
+    """Check a declared output name stays inside the output directory.
+
+    Raises:
+        SandboxError: the name is absolute or climbs out with ``..``.
+    """
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise SandboxError(f"output name {name!r} escapes the output directory")
+    return p
