@@ -6,7 +6,7 @@ writable output directory; tmpfs for scratch and the build path; all
 capabilities dropped; ``no-new-privileges``; a non-root uid; pids, memory
 and CPU limits; a wall-clock timeout; and an environment made only of what
 the request says (the steps run under ``env -i``, so not even the image's
-or Docker's variables leak in). The container is removed on every path.
+or Docker's variables leak in; the shell adds only its own ``PWD``). The container is removed on every path.
 Outputs are collected as regular files only.
 """
 
@@ -79,7 +79,7 @@ class Sandbox(Protocol):
 
 def step_script(request: BuildRequest) -> str:
     """The shell script the container runs: umask, then each step, stopping at the first failure."""
-    lines = ["set -eu", f"umask {request.umask}", f"cd {request.build_path}"]
+    lines = ["set -eu", f"umask {request.umask}"]
     for i, step in enumerate(request.steps, 1):
         lines.append(f"echo '>>> step {i}/{len(request.steps)}' >&2")
         lines.append(step)
@@ -128,7 +128,7 @@ class DockerSandbox:
                     command=container_command(request),
                     environment=dict(request.env),
                     user=f"{request.uid}:{request.gid}",
-                    working_dir="/",
+                    working_dir=request.build_path,
                     hostname="rebuild",
                     network_mode="none",
                     read_only=True,

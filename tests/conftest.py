@@ -1,0 +1,63 @@
+"""Shared fixtures. Docker tests skip locally without an engine but fail under CI=true."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT.parent / "shared" / "vectors"
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    from rebuild.engine import connect
+    from rebuild.errors import DockerUnavailableError
+
+    try:
+        return connect()
+    except DockerUnavailableError as e:
+        if _in_ci():
+            pytest.fail(f"CI=true and Docker is required: {e.message}")
+        pytest.skip(f"no Docker engine: {e.message}")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The user's real cache, so builder images and .debs are shared with the set-up."""
+    from rebuild.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+@pytest.fixture(scope="session")
+def builder_image(docker_client: Any, cache_dir: Path) -> str:
+    """The digest of the default builder image (built by ./setup.sh; built here if missing)."""
+    from rebuild.image import ImageBuilder
+    from rebuild.recipes import RecipeBook
+
+    spec = RecipeBook().get("command").image
+    return str(ImageBuilder(docker_client, cache_dir).ensure(spec).digest)
+
+
+@pytest.fixture()
+def no_leftover_containers(docker_client: Any) -> Iterator[None]:
+    from rebuild.sandbox import LABEL
+
+    yield
+    left = docker_client.containers.list(all=True, filters={"label": LABEL})
+    assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _vectors_present() -> None:
+    assert VECTORS.is_dir(), f"test vectors missing at {VECTORS}"
