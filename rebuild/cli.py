@@ -29,6 +29,10 @@ app = typer.Typer(
 )
 image_app = typer.Typer(no_args_is_help=True, help="Builder images (reproducible, pinned by digest).")
 app.add_typer(image_app, name="image")
+key_app = typer.Typer(no_args_is_help=True, help="Signing keys (Ed25519 or ECDSA P-256).")
+app.add_typer(key_app, name="key")
+attestation_app = typer.Typer(no_args_is_help=True, help="Check or show attestations.")
+app.add_typer(attestation_app, name="attestation")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -151,6 +155,164 @@ def image_build(
                 out.print(f"image {image.reference} {verb}: {image.digest}")
     if as_json:
         print_json({"images": results})
+
+
+# --- key -----------------------------------------------------------------------
+
+
+@key_app.command("generate")
+def key_generate(
+    ctx: typer.Context,
+    out_prefix: Path = typer.Option(..., "--out", help="Writes PREFIX.key (0600) and PREFIX.pub."),
+    key_type: str = typer.Option("ed25519", "--type", help="ed25519 or ecdsa-p256."),
+    encrypt: bool = typer.Option(
+        False, "--encrypt", help="Encrypt the private key; passphrase from $REBUILD_KEY_PASSPHRASE or a prompt."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate a signing key pair."""
+    import os
+
+    from rebuild import keys
+
+    with errors_to_exit(ctx):
+        passphrase = None
+        if encrypt:
+            text = os.environ.get(keys.PASSPHRASE_ENV) or typer.prompt(
+                "passphrase", hide_input=True, confirmation_prompt=True
+            )
+            passphrase = text.encode()
+        key = keys.generate(key_type)  # type: ignore[arg-type]
+        private_path, public_path = keys.write_keypair(key, out_prefix, passphrase)
+    if as_json:
+        print_json({"keyid": key.keyid, "private": str(private_path), "public": str(public_path),
+                    "type": keys.describe(key.key.public_key())})
+    else:
+        out.print(f"wrote {private_path} (private, 0600) and {public_path}")
+        out.print(f"keyid {key.keyid}")
+
+
+@key_app.command("show")
+def key_show(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="A public or private key PEM file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show a key's type and id (the sha256 of its DER public key)."""
+    from rebuild import keys
+
+    with errors_to_exit(ctx):
+        data = path.read_bytes() if path.is_file() else b""
+        if b"PRIVATE KEY" in data:
+            private = keys.load_private_key(path)
+            info = {"keyid": private.keyid, "type": keys.describe(private.key.public_key()), "private": True}
+        else:
+            public = keys.load_public_key(path)
+            info = {"keyid": public.keyid, "type": public.algorithm, "private": False}
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"{info['type']} {'private' if info['private'] else 'public'} key, keyid {info['keyid']}")
+
+
+# --- attestation ---------------------------------------------------------------
+
+
+def _parse_digest(text: str) -> tuple[str, str]:
+    from compare.digest import is_valid_hex
+    from rebuild.errors import InputError
+
+    algorithm, _, value = text.partition(":")
+    value = value.lower()
+    if algorithm not in ("sha256", "sha512") or not is_valid_hex(algorithm, value):
+        raise InputError(f"--digest {text!r} is not sha256:<64 hex> or sha512:<128 hex>")
+    return algorithm, value
+
+
+@attestation_app.command("verify")
+def attestation_verify(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="An .intoto.jsonl bundle, DSSE envelope or Sigstore bundle."),
+    key: list[Path] = typer.Option(..., "--key", help="A trusted public key (repeatable)."),
+    artifact: Path | None = typer.Option(None, "--artifact", help="The artifact the attestations must be about."),
+    digest: str | None = typer.Option(None, "--digest", help="Or its digest, sha256:HEX."),
+    threshold: int = typer.Option(1, "--threshold", help="Distinct trusted signers required."),
+    max_age_days: int | None = typer.Option(None, "--max-age-days", help="Reject summaries older than this."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify that trusted rebuilders attested this artifact reproduced (PASSED)."""
+    from datetime import timedelta
+
+    from compare.digest import sha256_file
+    from rebuild import keys
+    from rebuild.attestation import Policy, verify_attestations
+    from rebuild.envelopes import read_envelopes
+    from rebuild.errors import InputError, VerificationError
+
+    with errors_to_exit(ctx):
+        if (artifact is None) == (digest is None):
+            raise InputError("give exactly one of --artifact PATH or --digest sha256:HEX",
+                             "the policy must say which artifact the attestations are about")
+        if artifact is not None:
+            try:
+                algorithm, value = "sha256", sha256_file(artifact)
+            except OSError as e:
+                raise InputError(f"artifact {artifact} cannot be read: {e.strerror}") from e
+        else:
+            algorithm, value = _parse_digest(digest or "")
+        trusted = tuple(keys.load_public_key(k) for k in key)
+        policy = Policy(trusted, algorithm, value, threshold,
+                        timedelta(days=max_age_days) if max_age_days is not None else None)
+        verdict = verify_attestations(read_envelopes(file), policy)
+        if as_json:
+            print_json(verdict.as_dict())
+        if not verdict.passed:
+            raise VerificationError(f"attestation verification failed: {verdict.message}")
+    if not as_json:
+        for summary in verdict.accepted:
+            out.print(f"[bold green]verified[/] {summary['subject']} ({summary['digest']})")
+            out.print(f"  result    PASSED, levels {', '.join(summary['verifiedLevels'] or [])}")
+            out.print(f"  verifier  {summary['verifier']}, signed by {', '.join(k[:16] for k in summary['signers'])}")
+            out.print(f"  when      {summary['timeVerified']}")
+            sources = [a.get("uri") for a in summary["inputAttestations"] if isinstance(a, dict)]
+            out.print(f"  source    {summary['resourceUri']}; provenance {', '.join(map(str, sources)) or '-'}")
+            for deviation in summary["deviations"]:
+                out.print(f"  deviation {deviation}")
+        out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met")
+
+
+@attestation_app.command("show")
+def attestation_show(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="An attestation file in any supported wrapper."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Decode and print attestations WITHOUT verifying any signature."""
+    from rebuild.envelopes import read_envelopes
+    from rebuild.errors import InputError
+    from rebuild.statements import parse_statement
+
+    with errors_to_exit(ctx):
+        shown = []
+        for loaded in read_envelopes(file):
+            item: dict[str, Any] = {"origin": loaded.origin, "wrapper": loaded.wrapper,
+                                    "payloadType": loaded.envelope.payload_type,
+                                    "signatures": len(loaded.envelope.signatures)}
+            try:
+                item["statement"] = parse_statement(loaded.envelope.payload, loaded.origin).raw
+            except InputError as e:
+                item["error"] = e.message
+            shown.append(item)
+    if as_json:
+        print_json({"verified": False, "envelopes": shown})
+        return
+    err.print("[yellow]not verified:[/] signatures were not checked (use `rebuild attestation verify`)")
+    for item in shown:
+        out.print(f"[bold]{item['origin']}[/] {item['wrapper']}, {item['signatures']} signature(s)")
+        if "statement" in item:
+            out.print_json(data=item["statement"])
+        else:
+            out.print(f"  [red]{item['error']}[/]")
 
 
 def main() -> NoReturn:
