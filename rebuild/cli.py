@@ -57,9 +57,11 @@ def _verbose(ctx: typer.Context) -> bool:
 @contextmanager
 def errors_to_exit(ctx: typer.Context) -> Iterator[None]:
     """Turn the project's errors into one line and an exit code."""
+    from compare.errors import CompareError
+
     try:
         yield
-    except Error as e:
+    except (Error, CompareError) as e:
         if _verbose(ctx):
             traceback.print_exc()
         err.print(f"[bold red]error:[/] {e.message}", soft_wrap=True)
@@ -155,6 +157,90 @@ def image_build(
                 out.print(f"image {image.reference} {verb}: {image.digest}")
     if as_json:
         print_json({"images": results})
+
+
+# --- compare -------------------------------------------------------------------
+
+
+@app.command("compare")
+def compare_cmd(
+    ctx: typer.Context,
+    a: Path = typer.Argument(..., help="A file or directory (e.g. the published artifact)."),
+    b: Path = typer.Argument(..., help="Another file or directory (e.g. the rebuilt one)."),
+    diffoscope: bool = typer.Option(False, "--diffoscope", help="Also run diffoscope (JSON report)."),
+    html: bool = typer.Option(False, "--html", help="With --diffoscope: an HTML report too."),
+    text: bool = typer.Option(False, "--text", help="With --diffoscope: a text report too."),
+    report_dir: Path | None = typer.Option(None, "--report-dir", help="Write compare-report.json (and diffoscope's) here."),
+    diffoscope_timeout: float = typer.Option(600.0, "--diffoscope-timeout", help="Seconds before diffoscope is killed."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Compare byte for byte; explain any difference. Exit 0 identical, 1 different, 2 unreadable."""
+    import tempfile
+
+    from compare.errors import CompareError
+    from compare.report import compare_artifacts, write_report
+    from compare.verdict import compare_sets, list_files
+
+    with errors_to_exit(ctx):
+        for p in (a, b):
+            if not p.exists():
+                raise CompareError(f"{p} does not exist")
+        if a.is_dir() != b.is_dir():
+            raise CompareError("compare two files or two directories, not one of each")
+        formats = ("json",) + (("html",) if html else ()) + (("text",) if text else ())
+        scratch = None
+        if diffoscope and report_dir is None:
+            scratch = tempfile.mkdtemp(prefix="rebuild-compare-")
+        reports_root = report_dir or (Path(scratch) if scratch else None)
+        if a.is_dir():
+            files_a, files_b = list_files(a), list_files(b)
+            sets = compare_sets(files_a, files_b)
+            pairs = [(files_a[n], files_b[n], n) for n in sets.differing]
+        else:
+            sets = None
+            pairs = [(a, b, b.name)]
+        reports = []
+        for pa, pb, name in pairs:
+            ddir = (reports_root / f"diffoscope-{name.replace('/', '_')}") if diffoscope and reports_root else None
+            reports.append(compare_artifacts(pa, pb, name=name, diffoscope_dir=ddir, diffoscope_formats=formats,
+                                             diffoscope_timeout_s=diffoscope_timeout, side_names=(str(a), str(b))))
+        identical = all(r.identical for r in reports) and (sets is None or sets.identical)
+        if report_dir is not None:
+            write_report(reports, report_dir / "compare-report.json")
+    if as_json:
+        print_json({"identical": identical, "sets": sets.as_dict() if sets else None,
+                    "comparisons": [r.as_dict() for r in reports]})
+    else:
+        if sets is not None:
+            out.print(f"{len(sets.matching)} identical, {len(sets.differing)} different, "
+                      f"{len(sets.only_a)} only in {a}, {len(sets.only_b)} only in {b}")
+            for name in sets.only_a:
+                out.print(f"  only in {a}: {name}")
+            for name in sets.only_b:
+                out.print(f"  only in {b}: {name}")
+        for r in reports:
+            render_comparison(r)
+    raise typer.Exit(0 if identical else 1)
+
+
+def render_comparison(r: Any, top: int = 10) -> None:
+    if r.identical:
+        out.print(f"[bold green]identical[/] {r.name}  sha256:{r.verdict.a.sha256}  {r.verdict.a.size} bytes")
+        return
+    out.print(f"[bold red]different[/] {r.name}: {r.verdict.a.size} vs {r.verdict.b.size} bytes, "
+              f"sha256 {r.verdict.a.sha256[:16]}... vs {r.verdict.b.sha256[:16]}...")
+    e = r.explanation
+    if e is not None:
+        out.print(f"  [bold]{e.classification}[/]" + (f"  ({e.format})" if e.format else ""))
+        for d in e.differences[:top]:
+            out.print(f"    {d.status:9} {d.path}" + (f"  [dim]{d.detail}[/]" if d.detail else ""), soft_wrap=True)
+        if len(e.differences) > top:
+            out.print(f"    ... and {len(e.differences) - top} more")
+        for note in e.notes:
+            out.print(f"  [yellow]note:[/] {note}", soft_wrap=True)
+    if r.diffoscope is not None and r.diffoscope.reports:
+        for fmt, path in r.diffoscope.reports.items():
+            out.print(f"  diffoscope {fmt}: {path}")
 
 
 # --- key -----------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""Explaining a difference: which members differ, and whether only metadata does.
+
+The explanation never decides the verdict (bytes do, in ``verdict.py``); it
+says what a maintainer should look at. Member metadata fields map to
+categories a person can act on (timestamps, permissions, ownership, member
+order, compression, zip metadata); the whole difference is then classified,
+e.g. "timestamps only", "member order only", or "content of 2 members".
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from compare.archive import Archive, Budget, Member, read_archive
+from compare.errors import CompareError
+
+# member metadata field -> the category people know it by
+CATEGORY = {
+    "mtime": "timestamps",
+    "gzip-mtime": "timestamps",
+    "mode": "permissions",
+    "ownership": "ownership",
+    "order": "member order",
+    "compression": "compression",
+    "gzip-level": "compression",
+    "gzip-header": "gzip header",
+    "zip-metadata": "zip metadata",
+    "comment": "zip metadata",
+    "pax": "tar extended headers",
+    "tar-format": "tar format",
+    "target": "content",
+}
+MAX_LISTED = 200
+
+
+@dataclass(frozen=True)
+class MemberDiff:
+    path: str  # "outer.tar.gz!inner.whl!pkg/__init__.py"
+    status: str  # "only-a", "only-b", "content", "metadata"
+    categories: tuple[str, ...] = ()
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "status": self.status, "categories": list(self.categories), "detail": self.detail}
+
+
+@dataclass
+class Explanation:
+    format: str | None  # None: not an archive (or unreadable as one)
+    classification: str
+    kind: str  # "identical", "metadata-only", "content", "unknown"
+    categories: tuple[str, ...]
+    differences: list[MemberDiff] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "classification": self.classification,
+            "kind": self.kind,
+            "categories": list(self.categories),
+            "differences": [d.as_dict() for d in self.differences[:MAX_LISTED]],
+            "differences_total": len(self.differences),
+            "notes": self.notes,
+        }
+
+
+def _fmt(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _diff_meta(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[str]]:
+    cats, details = [], []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            cat = CATEGORY.get(key, key)
+            if cat not in cats:
+                cats.append(cat)
+            details.append(f"{key}: {_fmt(a.get(key))} -> {_fmt(b.get(key))}")
+    return cats, details
+
+
+def diff_archives(a: Archive, b: Archive, prefix: str, budget: Budget, depth: int, notes: list[str]) -> list[MemberDiff]:
+    diffs: list[MemberDiff] = []
+    cats, details = _diff_meta(a.meta, b.meta)
+    if a.format != b.format:
+        cats.append("archive format")
+        details.append(f"format: {a.format} -> {b.format}")
+    if cats:
+        diffs.append(MemberDiff(prefix or "(archive)", "metadata", tuple(cats), "; ".join(details)))
+    by_a = {m.name: m for m in a.members}
+    by_b = {m.name: m for m in b.members}
+    common_order_a = [m.name for m in a.members if m.name in by_b]
+    common_order_b = [m.name for m in b.members if m.name in by_a]
+    if common_order_a != common_order_b:
+        first = next(i for i, (x, y) in enumerate(zip(common_order_a, common_order_b, strict=False)) if x != y)
+        diffs.append(MemberDiff(prefix or "(archive)", "metadata", ("member order",),
+                                f"members in another order from position {first}: {common_order_a[first]!r} vs {common_order_b[first]!r}"))
+    for name in [m.name for m in a.members if m.name not in by_b]:
+        diffs.append(MemberDiff(_join(prefix, name), "only-a", ("content",)))
+    for name in [m.name for m in b.members if m.name not in by_a]:
+        diffs.append(MemberDiff(_join(prefix, name), "only-b", ("content",)))
+    for name in common_order_a:
+        ma, mb = by_a[name], by_b[name]
+        path = _join(prefix, name)
+        meta_cats, meta_details = _diff_meta(ma.meta, mb.meta)
+        if ma.kind != mb.kind:
+            diffs.append(MemberDiff(path, "content", ("content",), f"kind: {ma.kind} -> {mb.kind}"))
+            continue
+        if ma.sha256 is None or mb.sha256 is None:
+            if ma.kind == "file":
+                diffs.append(MemberDiff(path, "content", ("not compared",), "content not read (limit or corrupt)"))
+            elif meta_cats:
+                diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
+            continue
+        if ma.sha256 != mb.sha256:
+            inner = _nested(ma, mb, path, budget, depth, notes)
+            if inner is not None:
+                if meta_cats:
+                    diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
+                diffs.extend(inner)
+            else:
+                detail = f"size {ma.size} -> {mb.size}" if ma.size != mb.size else f"same size {ma.size}, other bytes"
+                diffs.append(MemberDiff(path, "content", ("content",), detail))
+        elif meta_cats:
+            diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
+    return diffs
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}!{name}" if prefix else name
+
+
+def _nested(ma: Member, mb: Member, path: str, budget: Budget, depth: int, notes: list[str]) -> list[MemberDiff] | None:
+    """Diffs inside a member that is itself an archive on both sides; None when it is not one."""
+    if ma.nested is None or mb.nested is None or depth + 1 > budget.max_depth:
+        return None
+    inner_a = read_archive(io.BytesIO(ma.nested), budget, depth + 1)
+    inner_b = read_archive(io.BytesIO(mb.nested), budget, depth + 1)
+    if inner_a is None or inner_b is None:
+        return None
+    notes.extend(f"{path}: {n}" for n in inner_a.notes + inner_b.notes)
+    inner = diff_archives(inner_a, inner_b, path, budget, depth + 1, notes)
+    return inner or [MemberDiff(path, "metadata", ("container bytes",), "members identical, archive bytes differ")]
+
+
+def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b")) -> tuple[str, str, tuple[str, ...]]:
+    """(kind, classification, categories) of a list of member differences."""
+    content = [d for d in diffs if d.status == "content"]
+    only_a = [d for d in diffs if d.status == "only-a"]
+    only_b = [d for d in diffs if d.status == "only-b"]
+    cats: list[str] = []
+    for d in diffs:
+        for c in d.categories:
+            if c not in cats:
+                cats.append(c)
+    if content or only_a or only_b:
+        parts = []
+        if content:
+            parts.append(f"content of {len(content)} member{'s' if len(content) != 1 else ''}")
+        if only_a:
+            parts.append(f"{len(only_a)} member{'s' if len(only_a) != 1 else ''} only in {side_names[0]}")
+        if only_b:
+            parts.append(f"{len(only_b)} member{'s' if len(only_b) != 1 else ''} only in {side_names[1]}")
+        meta = [c for c in cats if c not in ("content", "not compared")]
+        text = ", ".join(parts) + (f" (also {', '.join(meta)})" if meta else "")
+        return "content", text, tuple(cats)
+    if not cats:
+        return "unknown", "bytes differ but no member does (archive container bytes only)", ("container bytes",)
+    if len(cats) == 1:
+        return "metadata-only", f"{cats[0]} only", tuple(cats)
+    return "metadata-only", f"{', '.join(cats[:-1])} and {cats[-1]} only", tuple(cats)
+
+
+def explain_files(a: Path, b: Path, budget: Budget | None = None, side_names: tuple[str, str] = ("a", "b")) -> Explanation:
+    """Explain how two (different) files differ.
+
+    Raises:
+        CompareError: a file cannot be opened.
+    """
+    budget = budget or Budget()
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return _explain(fa, fb, budget, side_names)
+    except OSError as e:
+        raise CompareError(f"cannot read {e.filename}: {e.strerror}") from e
+
+
+def _explain(fa: IO[bytes], fb: IO[bytes], budget: Budget, side_names: tuple[str, str]) -> Explanation:
+    arch_a = read_archive(fa, budget)
+    arch_b = read_archive(fb, budget)
+    if arch_a is None or arch_b is None:
+        return _explain_bytes(fa, fb, arch_a, arch_b)
+    notes = [f"{side_names[0]}: {n}" for n in arch_a.notes] + [f"{side_names[1]}: {n}" for n in arch_b.notes]
+    diffs = diff_archives(arch_a, arch_b, "", budget, 0, notes)
+    kind, text, cats = classify(diffs, side_names)
+    fmt = arch_a.format if arch_a.format == arch_b.format else f"{arch_a.format} vs {arch_b.format}"
+    return Explanation(fmt, text, kind, cats, diffs, notes)
+
+
+def _explain_bytes(fa: IO[bytes], fb: IO[bytes], arch_a: Archive | None, arch_b: Archive | None) -> Explanation:
+    fa.seek(0)
+    fb.seek(0)
+    offset = 0
+    while True:
+        ca, cb = fa.read(1 << 16), fb.read(1 << 16)
+        if ca != cb:
+            common = next((i for i, (x, y) in enumerate(zip(ca, cb, strict=False)) if x != y), min(len(ca), len(cb)))
+            offset += common
+            break
+        if not ca:
+            break
+        offset += len(ca)
+    fmt = (arch_a or arch_b).format if (arch_a or arch_b) else None
+    what = "one side is an archive, the other is not" if fmt else "not an archive"
+    return Explanation(fmt, f"content differs ({what}; first difference at byte {offset})", "content",
+                       ("content",), [MemberDiff("(file)", "content", ("content",), f"first difference at byte {offset}")])
