@@ -34,8 +34,8 @@ app.add_typer(key_app, name="key")
 attestation_app = typer.Typer(no_args_is_help=True, help="Check or show attestations.")
 app.add_typer(attestation_app, name="attestation")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print a JSON document for machines.")
 CacheOpt = typer.Option(None, "--cache-dir", help="Cache directory (default: ~/.cache/rebuild-verifier).")
@@ -157,6 +157,139 @@ def image_build(
                 out.print(f"image {image.reference} {verb}: {image.digest}")
     if as_json:
         print_json({"images": results})
+
+
+# --- build and verify ----------------------------------------------------------
+
+
+def _engine(cache_dir: Path | None, timeout: float) -> Any:
+    from rebuild.cache import BlobCache
+    from rebuild.engine import connect
+    from rebuild.image import ImageBuilder
+    from rebuild.pipeline import Engine
+    from rebuild.sandbox import DockerSandbox, Limits
+
+    client = connect()
+    cache = _cache(cache_dir)
+    return Engine(DockerSandbox(client), ImageBuilder(client, cache), BlobCache(cache), Limits(timeout_s=timeout))
+
+
+def _progress(quiet: bool) -> Any:
+    def show(stage: str, message: str) -> None:
+        if not quiet:
+            err.print(f"[cyan]{stage:>8}[/] {message}", soft_wrap=True)
+
+    return show
+
+
+def _params(values: list[str] | None) -> dict[str, str]:
+    from rebuild.errors import InputError
+
+    params = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {item!r} is not NAME=VALUE")
+        params[key] = value
+    return params
+
+
+def _signer(key: Path | None) -> Any:
+    from rebuild.keys import load_private_key
+
+    return load_private_key(key) if key is not None else None
+
+
+TimeoutOpt = typer.Option(1800.0, "--timeout", help="Wall-clock limit of the build, in seconds.")
+
+
+@app.command()
+def build(
+    ctx: typer.Context,
+    source: Path = typer.Argument(..., help="The source tree to build."),
+    out_dir: Path = typer.Option(..., "--out", help="Where the artifacts, source archive and provenance go."),
+    recipe: str | None = typer.Option(None, "--recipe", help="Recipe name (default: [build] recipe in rebuild.toml)."),
+    param: list[str] = typer.Option(None, "--param", help="Recipe parameter NAME=VALUE (repeatable)."),
+    key: Path | None = typer.Option(None, "--key", help="Sign the provenance with this private key."),
+    source_date_epoch: int | None = typer.Option(None, "--source-date-epoch", help="Default: rebuild.toml, git, mtime."),
+    index_url: str = typer.Option("https://pypi.org/simple", "--index-url", help="Where build requirements resolve."),
+    timeout: float = TimeoutOpt,
+    cache_dir: Path | None = CacheOpt,
+    recipes: Path | None = RecipesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a release hermetically and write its provenance (for release teams)."""
+    from rebuild.pipeline import build_release
+    from rebuild.wheelhouse import build_requirements, resolve_wheelhouse
+
+    def resolver(tree: Path) -> Any:
+        requirements, _inferred = build_requirements(tree)
+        return resolve_wheelhouse(requirements, index_url)
+
+    with errors_to_exit(ctx):
+        signer = _signer(key)
+        report = build_release(source, out_dir, _engine(cache_dir, timeout), _book(recipes), recipe_name=recipe,
+                               parameters=_params(param), source_date_epoch=source_date_epoch, signer=signer,
+                               requirements_resolver=resolver, progress=_progress(as_json))
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for name, sha in report.artifacts.items():
+        out.print(f"[bold green]built[/] {out_dir / name}  sha256:{sha}")
+    out.print(f"provenance {report.provenance} ({'signed' if report.signed else 'UNSIGNED: pass --key to sign'})")
+    out.print(f"source     {report.source_archive}")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    provenance: Path = typer.Argument(..., help="The provenance of the release (.intoto.jsonl or other wrappers)."),
+    artifact: list[Path] = typer.Option(None, "--artifact", help="A published artifact (default: beside the provenance)."),
+    key: Path | None = typer.Option(None, "--key", help="Sign the attestations with this private key."),
+    out_dir: Path = typer.Option(Path("rebuild-out"), "--out", help="Reports, rebuilt files and attestations."),
+    attest_failures: bool = typer.Option(False, "--attest-failures", help="Also sign a FAILED summary on a mismatch."),
+    provenance_key: list[Path] = typer.Option(None, "--provenance-key", help="Check the provenance's signature."),
+    no_diffoscope: bool = typer.Option(False, "--no-diffoscope", help="Skip the diffoscope report."),
+    verifier_id: str = typer.Option("https://rebuild-verifier.dev/verifier/v1", "--verifier-id",
+                                    help="Who you are, as written in the summaries."),
+    timeout: float = TimeoutOpt,
+    cache_dir: Path | None = CacheOpt,
+    recipes: Path | None = RecipesOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Rebuild from provenance, compare byte for byte, and attest. Exit 0 reproduced, 1 not, 2 bad input, 3 could not tell."""
+    from rebuild.keys import load_public_key
+    from rebuild.pipeline import verify_provenance
+
+    with errors_to_exit(ctx):
+        signer = _signer(key)
+        trusted = [load_public_key(k) for k in provenance_key or []]
+        report = verify_provenance(provenance, out_dir, _engine(cache_dir, timeout), _book(recipes),
+                                   artifacts=artifact or [], signer=signer, attest_failures=attest_failures,
+                                   provenance_keys=trusted, diffoscope=not no_diffoscope, verifier_id=verifier_id,
+                                   progress=_progress(as_json))
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        out.print(f"provenance {report.provenance} ({report.provenance_signature})")
+        for inference in report.plan.inferences:
+            out.print(f"  inferred {inference.field} = {inference.value} ({inference.reason})")
+        for c in report.comparisons:
+            render_comparison(c)
+        for note in report.notes:
+            out.print(f"[yellow]note:[/] {note}")
+        if report.reproduced:
+            out.print("[bold green]REPRODUCED[/] bit for bit")
+        else:
+            out.print(f"[bold red]NOT REPRODUCED[/]; report: {report.report.parent / 'compare-report.json'}")
+        if report.attestation:
+            out.print(f"attestation {report.attestation}")
+        elif report.reproduced:
+            out.print("[yellow]no --key given: nothing was attested[/]")
+        timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
+        out.print(f"[dim]{timings}; fetched {len(report.fetched)}, from cache {len(report.cached)}, "
+                  f"image {'built' if report.image_built else 'present'}[/]")
+    raise typer.Exit(0 if report.reproduced else 1)
 
 
 # --- compare -------------------------------------------------------------------

@@ -79,7 +79,7 @@ class Sandbox(Protocol):
 
 def step_script(request: BuildRequest) -> str:
     """The shell script the container runs: umask, then each step, stopping at the first failure."""
-    lines = ["set -eu", f"umask {request.umask}"]
+    lines = ["set -eu", f"umask {request.umask}", f"cd {request.build_path}", "unset OLDPWD"]
     for i, step in enumerate(request.steps, 1):
         lines.append(f"echo '>>> step {i}/{len(request.steps)}' >&2")
         lines.append(step)
@@ -119,6 +119,8 @@ class DockerSandbox:
                 for m in request.inputs
             ]
             mounts.append(DockerMount(OUTPUT_MOUNT, str(writable), type="bind", read_only=False))
+            # scratch and the build path: tmpfs, writable by the build's uid, exec allowed. (Docker's
+            # working_dir would reset the tmpfs mode to 0755, so the script cds there itself.)
             tmpfs_opts = f"rw,exec,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"
             container = None
             started = time.monotonic()
@@ -128,7 +130,8 @@ class DockerSandbox:
                     command=container_command(request),
                     environment=dict(request.env),
                     user=f"{request.uid}:{request.gid}",
-                    working_dir=request.build_path,
+                    working_dir="/",
+                    tmpfs={"/tmp": tmpfs_opts, request.build_path: tmpfs_opts},
                     hostname="rebuild",
                     network_mode="none",
                     read_only=True,
@@ -138,7 +141,6 @@ class DockerSandbox:
                     mem_limit=limits.memory_bytes,
                     memswap_limit=limits.memory_bytes,
                     nano_cpus=int(limits.cpus * 1e9),
-                    tmpfs={"/tmp": tmpfs_opts, request.build_path: tmpfs_opts},
                     mounts=mounts,
                     init=True,
                     labels={LABEL: "1"},

@@ -1,0 +1,397 @@
+"""The pipeline, top to bottom: resolve -> fetch -> image -> build -> compare -> attest.
+
+``build_release`` runs a project's build hermetically and writes its
+provenance; ``verify_provenance`` rebuilds from a provenance, compares with
+the published artifacts, and attests. Both share ``run_plan`` (fetch, image,
+build). Where the verdict is decided: ``_decide`` below, from bytes only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from compare.digest import sha256_bytes, sha256_file
+from compare.report import ComparisonReport, compare_artifacts, write_report
+from rebuild import dsse, statements
+from rebuild.cache import BlobCache
+from rebuild.envelopes import read_envelopes, write_jsonl
+from rebuild.errors import InputError, PlanError, ProvenanceError, RecipeError, SandboxError
+from rebuild.fetch import Fetcher
+from rebuild.image import BuilderImage, ImageSpec
+from rebuild.keys import PublicKey, Signer
+from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source, plan_from_provenance
+from rebuild.recipes import RecipeBook
+from rebuild.sandbox import BuildRequest, BuildResult, Limits, Mount, Sandbox, safe_output_name
+from rebuild.source import default_epoch, pack_tree, read_settings
+from rebuild.statements import ResourceRef, Subject, parse_statement
+
+Progress = Callable[[str, str], None]
+
+
+class Images(Protocol):
+    def ensure(self, spec: ImageSpec, expected_digest: str | None = None) -> BuilderImage: ...
+    def pull_pinned(self, reference: str) -> BuilderImage: ...
+
+
+@dataclass
+class Stages:
+    """Per-stage wall times, and the progress lines people see."""
+
+    progress: Progress
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str, message: str) -> Iterator[None]:
+        self.progress(name, message)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - started, 3)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The swappable parts a run needs (tests pass fakes for the sandbox or images)."""
+
+    sandbox: Sandbox
+    images: Images
+    cache: BlobCache
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, Path]
+    build: BuildResult
+    image: BuilderImage
+    fetched: list[str]
+    cached: list[str]
+
+
+# --- shared: fetch -> image -> build --------------------------------------------
+
+
+def run_plan(plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_dir: Path | None,
+             log_path: Path) -> RunResult:
+    fetcher = Fetcher(engine.cache, base_dir)
+    inputs_root = work / "inputs"
+    with stages.stage("fetch", f"fetching {1 + len(plan.inputs)} input(s), each checked against its sha256"):
+        source = fetcher.fetch(plan.source.uri, plan.source.sha256, "source")
+        _place(source, inputs_root / "source" / "source.tar")
+        for item in plan.inputs:
+            path = fetcher.fetch(item.uri, item.sha256, f"input {item.group}/{item.filename}")
+            _place(path, inputs_root / item.group / safe_output_name(item.filename).name)
+    with stages.stage("image", f"builder image {plan.image.digest[:19]}..."):
+        if plan.image.spec:
+            image = engine.images.ensure(_spec(plan.image.spec), expected_digest=plan.image.digest)
+        else:
+            image = engine.images.pull_pinned(plan.image.reference)
+    mounts = tuple(Mount(d, f"/inputs/{d.name}") for d in sorted(inputs_root.iterdir()))
+    request = BuildRequest(image=image.digest, steps=plan.steps, env=plan.environment.variables(), inputs=mounts,
+                           build_path=plan.environment.build_path, umask=plan.environment.umask, limits=engine.limits)
+    out = work / "outputs"
+    out.mkdir()
+    with stages.stage("build", f"building offline in the sandbox ({len(plan.steps)} steps)"):
+        try:
+            result = engine.sandbox.run(request, out)
+        except SandboxError as e:
+            log_path.write_text(e.log)  # the log of a failed build is kept, never lost
+            e.hint = f"the build log is {log_path}"
+            raise
+    log_path.write_text(result.log)
+    produced = {p.as_posix(): out / p for p in result.outputs}
+    expected = [o.name for o in plan.outputs]
+    missing = [name for name in expected if name not in produced]
+    if missing:
+        raise SandboxError(f"the build did not produce {', '.join(missing)}", f"see the build log {log_path}",
+                           log=result.log)
+    if not produced:
+        raise SandboxError("the build produced no output files", "the recipe's steps must write into /out")
+    chosen = {name: produced[name] for name in expected} if expected else produced
+    return RunResult(chosen, result, image, fetcher.stats.fetched, fetcher.stats.cached)
+
+
+def _place(blob: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(blob, dest)
+    except OSError:
+        shutil.copyfile(blob, dest)
+
+
+def _spec(doc: Mapping[str, Any]) -> ImageSpec:
+    try:
+        return ImageSpec(name=doc["name"], packages=tuple(doc["packages"]), suite=doc["suite"], mirror=doc["mirror"],
+                         variant=doc["variant"], epoch=int(doc["epoch"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise PlanError(f"builder image spec is incomplete: {e}") from e
+
+
+def _sign(payload: bytes, signer: Signer | None) -> dsse.Envelope:
+    return dsse.sign(payload, [signer] if signer else [])
+
+
+# --- build: a project's own hermetic build --------------------------------------
+
+
+@dataclass
+class BuildReport:
+    plan: BuildPlan
+    artifacts: dict[str, str]  # name -> sha256
+    provenance: Path
+    source_archive: Path
+    signed: bool
+    stages: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"artifacts": self.artifacts, "provenance": str(self.provenance), "source": str(self.source_archive),
+                "signed": self.signed, "plan": self.plan.external_parameters(), "stages": self.stages}
+
+
+def build_release(tree: Path, out_dir: Path, engine: Engine, book: RecipeBook, *, recipe_name: str | None = None,
+                  parameters: Mapping[str, str] | None = None, source_date_epoch: int | None = None,
+                  signer: Signer | None = None, requirements_resolver: Callable[[Path], tuple[Input, ...]] | None = None,
+                  progress: Progress = lambda s, m: None) -> BuildReport:
+    """Build ``tree`` hermetically; write the artifacts, the source archive and the provenance into ``out_dir``."""
+    stages = Stages(progress)
+    with stages.stage("resolve", f"planning the build of {tree}"):
+        settings = read_settings(tree)
+        name = recipe_name or settings.recipe
+        if not name:
+            raise InputError(f"no recipe for {tree}", "pass --recipe NAME or set [build] recipe in rebuild.toml")
+        recipe = book.get(name)
+        params = {**settings.parameters, **(parameters or {})}
+        inferences: list[Inference] = []
+        epoch = source_date_epoch if source_date_epoch is not None else settings.source_date_epoch
+        if epoch is None:
+            epoch, why = default_epoch(tree)
+            inferences.append(Inference("SOURCE_DATE_EPOCH", str(epoch), why))
+        env = Environment(source_date_epoch=epoch)
+        steps = recipe.render_steps(params, env.build_path)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        source_bytes = pack_tree(tree, epoch, exclude=(out_dir,))
+        source_sha = sha256_bytes(source_bytes)
+        source_name = f"{tree.resolve().name}-source-{source_sha[:12]}.tar"
+        (out_dir / source_name).write_bytes(source_bytes)
+        inputs: tuple[Input, ...] = ()
+        if "wheelhouse" in recipe.input_groups:
+            if requirements_resolver is None:
+                raise RecipeError(f"recipe {recipe.name} needs a wheelhouse and no resolver was given")
+            inputs = requirements_resolver(tree)
+    with stages.stage("image", f"builder image {recipe.image.tag}"):
+        image = engine.images.ensure(recipe.image)
+    plan = BuildPlan(
+        source=Source(source_name, source_sha, "tarball"),
+        recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
+        parameters=recipe.parameter_values(params),
+        image=ImageRef(image.reference, image.digest, recipe.image.as_dict()),
+        inputs=inputs,
+        environment=env,
+        steps=steps,
+        outputs=(),
+        inferences=tuple(inferences),
+    )
+    started = statements.now_rfc3339()
+    with tempfile.TemporaryDirectory(prefix="rebuild-build-") as tmp:
+        result = run_plan(plan, engine, Path(tmp), stages, base_dir=out_dir, log_path=out_dir / "build.log")
+        artifacts = {}
+        for rel, path in sorted(result.outputs.items()):
+            dest = out_dir / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+            artifacts[rel] = sha256_file(dest)
+    plan = BuildPlan(**{**plan.__dict__, "outputs": tuple(Output(n, s) for n, s in artifacts.items())})
+    with stages.stage("attest", "writing the provenance"):
+        payload = statements.rebuild_provenance(
+            plan.subjects(), plan.external_parameters(), plan.resolved_dependencies(),
+            invocation_id=str(uuid.uuid4()), started_on=started, finished_on=statements.now_rfc3339())
+        provenance = out_dir / f"{next(iter(artifacts))}.provenance.intoto.jsonl"
+        write_jsonl(provenance, [_sign(payload, signer)])
+    return BuildReport(plan, artifacts, provenance, out_dir / source_name, signer is not None, stages.seconds)
+
+
+# --- verify: rebuild from provenance, compare, attest ---------------------------
+
+
+@dataclass
+class VerifyReport:
+    reproduced: bool
+    plan: BuildPlan
+    provenance: Path
+    provenance_signature: str
+    comparisons: list[ComparisonReport]
+    published_matches_provenance: dict[str, bool]
+    attestation: Path | None
+    report: Path
+    stages: dict[str, float]
+    fetched: list[str]
+    cached: list[str]
+    image_built: bool
+    build_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reproduced": self.reproduced,
+            "provenance": str(self.provenance),
+            "provenance_signature": self.provenance_signature,
+            "artifacts": [c.as_dict() for c in self.comparisons],
+            "published_matches_provenance": self.published_matches_provenance,
+            "attestation": str(self.attestation) if self.attestation else None,
+            "report": str(self.report),
+            "stages": self.stages,
+            "build_seconds": round(self.build_seconds, 3),
+            "fetched": self.fetched,
+            "cached": self.cached,
+            "image_built": self.image_built,
+            "inferences": [i.__dict__ for i in self.plan.inferences],
+            "notes": self.notes,
+            "plan": self.plan.external_parameters(),
+        }
+
+
+def resolve_provenance(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[BuildPlan, str]:
+    """The plan in a provenance file, and what is known of its signature."""
+    found: list[tuple[BuildPlan, str]] = []
+    errors: list[str] = []
+    for loaded in read_envelopes(path):
+        try:
+            stmt = parse_statement(loaded.envelope.payload, loaded.origin)
+        except InputError as e:
+            errors.append(e.message)
+            continue
+        if stmt.predicate_type != statements.uris.SLSA_PROVENANCE_V1:
+            continue
+        plan = plan_from_provenance(stmt)
+        if not loaded.envelope.signatures:
+            status = "unsigned"
+        elif keys:
+            status = "verified" if dsse.verify(loaded.envelope, keys).signers else "signature does NOT verify"
+        else:
+            status = "signed, not checked (no --provenance-key)"
+        found.append((plan, status))
+    if not found:
+        detail = f" ({errors[0]})" if errors else ""
+        raise ProvenanceError(f"{path} holds no SLSA provenance v1 statement{detail}")
+    plan, status = found[0]
+    if status == "signature does NOT verify":
+        raise ProvenanceError(f"{path}: the provenance signature does not verify with the given key(s)")
+    return plan, status
+
+
+def _check_recipe(plan: BuildPlan, book: RecipeBook) -> None:
+    recipe = book.get(plan.recipe.name)
+    if recipe.sha256 != plan.recipe.sha256:
+        raise RecipeError(
+            f"recipe {plan.recipe.name} here (version {recipe.version}, sha256 {recipe.sha256[:16]}...) is not the one "
+            f"the provenance used (version {plan.recipe.version}, sha256 {plan.recipe.sha256[:16]}...)",
+            "install the rebuild-verifier release with that recipe, or pass --recipes DIR holding it",
+        )
+    if recipe.render_steps(plan.parameters, plan.environment.build_path) != plan.steps:
+        raise PlanError("the provenance's steps are not what its recipe and parameters give")
+
+
+def verify_provenance(provenance: Path, out_dir: Path, engine: Engine, book: RecipeBook, *,
+                      artifacts: Sequence[Path] = (), signer: Signer | None = None, attest_failures: bool = False,
+                      provenance_keys: Sequence[PublicKey] = (), diffoscope: bool = True,
+                      verifier_id: str = statements.uris.VERIFIER_ID,
+                      progress: Progress = lambda s, m: None) -> VerifyReport:
+    """Rebuild what ``provenance`` describes, compare with the published artifacts, attest the verdict."""
+    stages = Stages(progress)
+    with stages.stage("resolve", f"reading {provenance}"):
+        plan, signature_status = resolve_provenance(provenance, provenance_keys)
+        _check_recipe(plan, book)
+        published = _published(plan, provenance, artifacts)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("*.rebuild.intoto.jsonl"), *out_dir.glob("*.rebuild-failed.intoto.jsonl")]:
+        stale.unlink()  # an earlier run's verdict must never outlive this one
+    with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
+        result = run_plan(plan, engine, Path(tmp), stages, base_dir=provenance.parent, log_path=out_dir / "build.log")
+        rebuilt_dir = out_dir / "rebuilt"
+        shutil.rmtree(rebuilt_dir, ignore_errors=True)
+        rebuilt = {}
+        for name, path in result.outputs.items():
+            rebuilt[name] = rebuilt_dir / name
+            rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, rebuilt[name])
+    with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
+        comparisons = [
+            compare_artifacts(published[name], rebuilt[name], name=name,
+                              diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}" if diffoscope else None,
+                              side_names=("published", "rebuilt"))
+            for name in sorted(published)
+        ]
+        reproduced = _decide(comparisons)
+        expected = {o.name: o.sha256 for o in plan.outputs}
+        matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
+        report_path = out_dir / "compare-report.json"
+        write_report(comparisons, report_path)
+    notes = [f"published {n} is not the artifact the provenance names (sha256 differs)" for n, ok in matches.items() if not ok]
+    attestation = None
+    with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
+        if signer is not None and (reproduced or attest_failures):
+            attestation = _attest(plan, provenance, comparisons, reproduced, report_path, rebuilt_dir, out_dir,
+                                  signer, verifier_id, result)
+    report = VerifyReport(reproduced, plan, provenance, signature_status, comparisons, matches, attestation,
+                          out_dir / "verify-report.json", stages.seconds, result.fetched, result.cached,
+                          result.image.built, result.build.seconds, notes)
+    report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _published(plan: BuildPlan, provenance: Path, given: Sequence[Path]) -> dict[str, Path]:
+    """The published artifacts to compare against: given files, else the subjects beside the provenance."""
+    names = [o.name for o in plan.outputs]
+    if given:
+        by_name = {p.name: p for p in given}
+        unknown = sorted(set(by_name) - set(names))
+        if unknown:
+            raise InputError(f"--artifact {', '.join(unknown)} is not an output of this provenance",
+                             f"its outputs are: {', '.join(names)}")
+        chosen = by_name
+    else:
+        chosen = {name: provenance.parent / name for name in names}
+    for name, path in chosen.items():
+        if not path.is_file():
+            raise InputError(f"published artifact {name} not found at {path}", "pass it with --artifact FILE")
+    return chosen
+
+
+def _decide(comparisons: Sequence[ComparisonReport]) -> bool:
+    """THE verdict: reproduced if and only if every artifact is byte-for-byte identical."""
+    return bool(comparisons) and all(c.verdict.identical for c in comparisons)
+
+
+def _attest(plan: BuildPlan, provenance: Path, comparisons: Sequence[ComparisonReport], reproduced: bool,
+            report_path: Path, rebuilt_dir: Path, out_dir: Path, signer: Signer, verifier_id: str,
+            result: RunResult) -> Path:
+    original = ResourceRef(provenance.name, {"sha256": sha256_file(provenance)}, name="original-provenance")
+    envelopes = []
+    if reproduced:
+        subjects = [Subject(name, {"sha256": sha256_file(rebuilt_dir / name)}) for name in sorted(result.outputs)]
+        deps = [*plan.resolved_dependencies(), original]
+        payload = statements.rebuild_provenance(
+            subjects, plan.external_parameters(), deps, invocation_id=str(uuid.uuid4()),
+            started_on=statements.now_rfc3339(), finished_on=statements.now_rfc3339())
+        envelopes.append(_sign(payload, signer))
+    report_ref = None if reproduced else ResourceRef(report_path.name, {"sha256": sha256_file(report_path)})
+    for c in comparisons:
+        vsa = statements.verification_summary(
+            Subject(c.name, {"sha256": c.verdict.a.sha256}), passed=reproduced and c.identical,
+            resource_uri=c.name, input_attestations=[original], verifier_id=verifier_id, report=report_ref)
+        envelopes.append(_sign(vsa, signer))
+    first = sorted(c.name for c in comparisons)[0].replace("/", "_")
+    path = out_dir / f"{first}.{'rebuild' if reproduced else 'rebuild-failed'}.intoto.jsonl"
+    write_jsonl(path, envelopes)
+    return path

@@ -1,0 +1,215 @@
+"""The BuildPlan: everything a hermetic rebuild needs, complete and immutable.
+
+A plan round-trips through this project's own SLSA provenance v1: the
+user-controlled parts go in ``externalParameters``, every input with its
+digest in ``resolvedDependencies`` (source, recipe, builder image, other
+inputs), and the expected outputs are the statement's subjects. So a
+provenance written by ``rebuild build`` is all ``rebuild verify`` needs.
+Reading one back is strict: a missing field is a ``PlanError`` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compare.digest import is_valid_hex
+from rebuild import uris
+from rebuild.errors import PlanError
+from rebuild.statements import ParsedStatement, ResourceRef, Subject
+
+SOURCE_KINDS = ("tarball", "sdist", "git")
+
+
+@dataclass(frozen=True)
+class Source:
+    uri: str
+    sha256: str  # of the bytes fetched (for git: of the exported tree tarball)
+    kind: str = "tarball"
+    commit: str = ""  # git only
+
+
+@dataclass(frozen=True)
+class RecipeRef:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    reference: str  # a tag we made, or name@sha256:...
+    digest: str  # the image ID the engine runs (sha256:...)
+    spec: Mapping[str, Any] = field(default_factory=dict)  # how to make it again (ImageSpec.as_dict)
+
+
+@dataclass(frozen=True)
+class Input:
+    group: str  # mounted at /inputs/<group>/<filename>
+    filename: str
+    uri: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    source_date_epoch: int | None
+    build_path: str = "/build"
+    tz: str = "UTC"
+    locale: str = "C.UTF-8"
+    umask: str = "0022"
+
+    def variables(self) -> dict[str, str]:
+        """The build's whole environment: nothing else reaches the container."""
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "TZ": self.tz,
+            "LANG": self.locale,
+            "LC_ALL": self.locale,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PIP_NO_INPUT": "1",
+        }
+        if self.source_date_epoch is not None:
+            env["SOURCE_DATE_EPOCH"] = str(self.source_date_epoch)
+        return env
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Inference:
+    """A value the provenance did not record, and why we chose it."""
+
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    source: Source
+    recipe: RecipeRef
+    parameters: Mapping[str, str]
+    image: ImageRef
+    inputs: tuple[Input, ...]
+    environment: Environment
+    steps: tuple[str, ...]
+    outputs: tuple[Output, ...]
+    inferences: tuple[Inference, ...] = ()
+
+    # --- to provenance ------------------------------------------------------
+
+    def external_parameters(self) -> dict[str, Any]:
+        env = self.environment
+        return {
+            "source": {"uri": self.source.uri, "kind": self.source.kind, "commit": self.source.commit},
+            "recipe": {"name": self.recipe.name, "version": self.recipe.version},
+            "parameters": dict(sorted(self.parameters.items())),
+            "builderImage": {"reference": self.image.reference, "spec": dict(self.image.spec)},
+            "environment": {
+                "SOURCE_DATE_EPOCH": env.source_date_epoch,
+                "buildPath": env.build_path,
+                "TZ": env.tz,
+                "locale": env.locale,
+                "umask": env.umask,
+            },
+            "steps": list(self.steps),
+            "outputs": [o.name for o in self.outputs],
+            "inferences": [{"field": i.field, "value": i.value, "reason": i.reason} for i in self.inferences],
+        }
+
+    def resolved_dependencies(self) -> list[ResourceRef]:
+        deps = [
+            ResourceRef(self.source.uri, _source_digest(self.source), name="source"),
+            ResourceRef(f"rebuild-recipe:{self.recipe.name}@{self.recipe.version}", {"sha256": self.recipe.sha256},
+                        name="recipe"),
+            ResourceRef(f"docker-image:{self.image.reference}",
+                        {"sha256": self.image.digest.removeprefix("sha256:")}, name="builder-image"),
+        ]
+        deps += [ResourceRef(i.uri, {"sha256": i.sha256}, name=f"input:{i.group}/{i.filename}") for i in self.inputs]
+        return deps
+
+    def subjects(self) -> list[Subject]:
+        return [Subject(o.name, {"sha256": o.sha256}) for o in self.outputs if o.sha256]
+
+
+def _source_digest(source: Source) -> dict[str, str]:
+    digest = {"sha256": source.sha256}
+    if source.commit:
+        digest["gitCommit"] = source.commit
+    return digest
+
+
+# --- from provenance -------------------------------------------------------------
+
+
+def _get(doc: Any, path: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``doc[a][b]...`` for a dotted path, or a PlanError naming the missing field."""
+    current = doc
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            raise PlanError(f"provenance is missing field {path!r}", "the provenance cannot be rebuilt without it")
+        current = current[part]
+    if not isinstance(current, kind):
+        raise PlanError(f"provenance field {path!r} has the wrong type ({type(current).__name__})")
+    return current
+
+
+def _sha256_of(dep: Mapping[str, Any], what: str) -> str:
+    value = _get(dep, "digest.sha256") if isinstance(dep.get("digest"), Mapping) else None
+    if value is None or not is_valid_hex("sha256", value):
+        raise PlanError(f"resolvedDependencies entry {what!r} has no valid sha256 digest")
+    return str(value)
+
+
+def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
+    """Read a plan back from this project's own SLSA provenance v1.
+
+    Raises:
+        PlanError: another buildType, or a field is missing or malformed.
+    """
+    if stmt.predicate_type != uris.SLSA_PROVENANCE_V1:
+        raise PlanError(f"not a SLSA provenance v1 statement ({stmt.predicate_type})")
+    p = stmt.predicate
+    build_type = _get(p, "buildDefinition.buildType")
+    if build_type != uris.BUILD_TYPE:
+        raise PlanError(f"buildType {build_type!r} is not rebuild-verifier's; no adapter reads it yet",
+                        f"this version reads provenance with buildType {uris.BUILD_TYPE}")
+    ext = _get(p, "buildDefinition.externalParameters", Mapping)
+    deps = {d.get("name"): d for d in _get(p, "buildDefinition.resolvedDependencies", list) if isinstance(d, Mapping)}
+    for needed in ("source", "recipe", "builder-image"):
+        if needed not in deps:
+            raise PlanError(f"provenance is missing resolvedDependencies entry {needed!r}")
+    env = _get(ext, "environment", Mapping)
+    epoch = env.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and not isinstance(epoch, int):
+        raise PlanError("provenance field 'environment.SOURCE_DATE_EPOCH' is not an integer")
+    src_digest = _get(deps["source"], "digest", Mapping)
+    inputs = []
+    for name, dep in deps.items():
+        if isinstance(name, str) and name.startswith("input:"):
+            group, _, filename = name.removeprefix("input:").partition("/")
+            inputs.append(Input(group, filename, _get(dep, "uri"), _sha256_of(dep, name)))
+    expected = {s.name: s.digest.get("sha256") for s in stmt.subjects}
+    outputs = tuple(Output(name, expected.get(name)) for name in _get(ext, "outputs", list))
+    image_digest = "sha256:" + _sha256_of(deps["builder-image"], "builder-image")
+    return BuildPlan(
+        source=Source(_get(ext, "source.uri"), _sha256_of(deps["source"], "source"), _get(ext, "source.kind"),
+                      str(src_digest.get("gitCommit", ""))),
+        recipe=RecipeRef(_get(ext, "recipe.name"), _get(ext, "recipe.version"), _sha256_of(deps["recipe"], "recipe")),
+        parameters=dict(_get(ext, "parameters", Mapping)),
+        image=ImageRef(_get(ext, "builderImage.reference"), image_digest, dict(_get(ext, "builderImage.spec", Mapping))),
+        inputs=tuple(sorted(inputs, key=lambda i: (i.group, i.filename))),
+        environment=Environment(epoch, _get(env, "buildPath"), _get(env, "TZ"), _get(env, "locale"), _get(env, "umask")),
+        steps=tuple(_get(ext, "steps", list)),
+        outputs=outputs,
+        inferences=tuple(Inference(str(i.get("field")), str(i.get("value")), str(i.get("reason")))
+                         for i in ext.get("inferences", []) if isinstance(i, Mapping)),
+    )
