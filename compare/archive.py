@@ -85,7 +85,9 @@ def _suspicious(name: str) -> str | None:
     return None
 
 
-def _hash_stream(f: IO[bytes], budget: Budget, keep: bool, limit_note: Callable[[], None]) -> tuple[int, str | None, bytes | None]:
+def _hash_stream(
+    f: IO[bytes], budget: Budget, keep: bool, limit_note: Callable[[], None]
+) -> tuple[int, str | None, bytes | None]:
     """Hash a member's stream; keep its bytes when asked and small enough."""
     h = hashlib.sha256()
     size = 0
@@ -123,8 +125,17 @@ def read_archive(data: IO[bytes], budget: Budget, depth: int = 0) -> Archive | N
     archive = Archive(kind, [])
     try:
         reader(data, archive, budget, depth)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError,
-            ValueError, struct.error, NotImplementedError) as e:
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        EOFError,
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+        ValueError,
+        struct.error,
+        NotImplementedError,
+    ) as e:
         archive.notes.append(f"{kind} archive is corrupt or truncated: {type(e).__name__}: {e}")
     if len(archive.members) > budget.max_members:
         archive.notes.append(f"more than {budget.max_members} members; the rest were not read")
@@ -146,9 +157,15 @@ def _read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> 
                 "mtime": info.date_time,
                 "mode": (info.external_attr >> 16) & 0o7777,
                 "compression": (info.compress_type, info.compress_size, info.flag_bits & 0x6),
-                "zip-metadata": (info.extra.hex(), info.create_system, info.create_version,
-                                 info.extract_version, info.comment.hex(), info.internal_attr,
-                                 info.external_attr & 0xFFFF),
+                "zip-metadata": (
+                    info.extra.hex(),
+                    info.create_system,
+                    info.create_version,
+                    info.extract_version,
+                    info.comment.hex(),
+                    info.internal_attr,
+                    info.external_attr & 0xFFFF,
+                ),
             }
             if info.is_dir():
                 archive.members.append(Member(info.filename, "dir", None, None, meta))
@@ -161,8 +178,12 @@ def _read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> 
                 archive.members.append(Member(info.filename, "file", info.file_size, None, meta))
                 continue
             with zf.open(info) as f:
-                size, digest, kept = _hash_stream(f, budget, _might_nest(info.filename) and depth < budget.max_depth,
-                                                  _over_budget(archive, info.filename))
+                size, digest, kept = _hash_stream(
+                    f,
+                    budget,
+                    _might_nest(info.filename) and depth < budget.max_depth,
+                    _over_budget(archive, info.filename),
+                )
             archive.members.append(Member(info.filename, "file", size, digest, meta, kept))
 
 
@@ -176,14 +197,20 @@ def _read_tar_stream(stream: IO[bytes], archive: Archive, budget: Budget, depth:
                 "mtime": info.mtime,
                 "mode": info.mode,
                 "ownership": (info.uid, info.gid, info.uname, info.gname),
-                "pax": tuple(sorted((k, v) for k, v in info.pax_headers.items()
-                                    if k not in ("path", "linkpath", "size", "mtime", "uid", "gid", "uname", "gname"))),
+                "pax": tuple(
+                    sorted(
+                        (k, v)
+                        for k, v in info.pax_headers.items()
+                        if k not in ("path", "linkpath", "size", "mtime", "uid", "gid", "uname", "gname")
+                    )
+                ),
             }
             if info.isreg():
                 f = tar.extractfile(info)
                 assert f is not None
-                size, digest, kept = _hash_stream(f, budget, _might_nest(info.name) and depth < budget.max_depth,
-                                                  _over_budget(archive, info.name))
+                size, digest, kept = _hash_stream(
+                    f, budget, _might_nest(info.name) and depth < budget.max_depth, _over_budget(archive, info.name)
+                )
                 archive.members.append(Member(info.name, "file", size, digest, meta, kept))
             elif info.isdir():
                 archive.members.append(Member(info.name, "dir", None, None, meta))
@@ -192,14 +219,18 @@ def _read_tar_stream(stream: IO[bytes], archive: Archive, budget: Budget, depth:
                 target = hashlib.sha256(info.linkname.encode()).hexdigest()
                 archive.members.append(Member(info.name, kind, None, target, {**meta, "target": info.linkname}))
             else:
-                archive.members.append(Member(info.name, "other", None, f"{info.type!r}:{info.devmajor}:{info.devminor}", meta))
+                archive.members.append(
+                    Member(info.name, "other", None, f"{info.type!r}:{info.devmajor}:{info.devminor}", meta)
+                )
 
 
 def _read_tar(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> None:
     _read_tar_stream(data, archive, budget, depth)
 
 
-def _read_compressed(opener: Callable[[IO[bytes]], IO[bytes]], header: Callable[[IO[bytes]], dict[str, Any]]) -> Callable[[IO[bytes], Archive, Budget, int], None]:
+def _read_compressed(
+    opener: Callable[[IO[bytes]], IO[bytes]], header: Callable[[IO[bytes]], dict[str, Any]]
+) -> Callable[[IO[bytes], Archive, Budget, int], None]:
     """A reader for a compression layer: a tar inside becomes the members; else one member, 'content'."""
 
     def read(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> None:
@@ -209,9 +240,9 @@ def _read_compressed(opener: Callable[[IO[bytes]], IO[bytes]], header: Callable[
         head = stream.read(512)
         if len(head) >= 262 and head[257:262] == b"ustar":
             archive.format += "+tar"
-            _read_tar_stream(_Prefixed(head, stream), archive, budget, depth)
+            _read_tar_stream(io.BufferedReader(_Prefixed(head, stream)), archive, budget, depth)
             return
-        rest = _Prefixed(head, stream)
+        rest = io.BufferedReader(_Prefixed(head, stream))
         size, digest, kept = _hash_stream(rest, budget, depth < budget.max_depth, _over_budget(archive, "(content)"))
         archive.members.append(Member("(content)", "file", size, digest, {}, kept))
 
@@ -281,7 +312,7 @@ def _read_ar(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> N
             "ownership": (header[28:34].decode().strip(), header[34:40].decode().strip()),
             "mode": header[40:48].decode().strip(),
         }
-        content = _Limited(data, size)
+        content = io.BufferedReader(_Limited(data, size))
         got, digest, kept = _hash_stream(content, budget, depth < budget.max_depth, _over_budget(archive, name))
         if got < size:
             raise EOFError(f"ar member {name!r} is truncated ({got} of {size} bytes)")
@@ -310,9 +341,8 @@ READERS: dict[str, Callable[[IO[bytes], Archive, Budget, int], None]] = {
     "zip": _read_zip,
     "ar": _read_ar,
     "gzip": _read_compressed(lambda d: gzip.GzipFile(fileobj=d, mode="rb"), _gzip_header),  # type: ignore[arg-type,return-value]
-    "xz": _read_compressed(lambda d: lzma.LZMAFile(d), _no_header),  # type: ignore[arg-type,return-value]
-    "bzip2": _read_compressed(lambda d: bz2.BZ2File(d), _no_header),  # type: ignore[arg-type,return-value]
+    "xz": _read_compressed(lambda d: lzma.LZMAFile(d), _no_header),  # noqa: SIM115 - closed with the archive
+    "bzip2": _read_compressed(lambda d: bz2.BZ2File(d), _no_header),
     "zstd": _read_compressed(_zstd_open, _no_header),
     "tar": _read_tar,
 }
-

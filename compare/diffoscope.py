@@ -29,8 +29,13 @@ class DiffoscopeResult:
     version: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "note": self.note, "reports": self.reports,
-                "seconds": round(self.seconds, 3), "version": self.version}
+        return {
+            "status": self.status,
+            "note": self.note,
+            "reports": self.reports,
+            "seconds": round(self.seconds, 3),
+            "version": self.version,
+        }
 
 
 def find_diffoscope() -> str | None:
@@ -51,13 +56,18 @@ def run_diffoscope(
     if exe is None:
         return DiffoscopeResult("missing", "diffoscope is not installed; only the structural explanation is given")
     report_dir.mkdir(parents=True, exist_ok=True)
-    reports = {fmt: str(report_dir / f"diffoscope.{ 'txt' if fmt == 'text' else fmt}") for fmt in formats}
+    reports = {fmt: str(report_dir / f"diffoscope.{'txt' if fmt == 'text' else fmt}") for fmt in formats}
     cmd = [exe, "--no-progress", "--max-report-size", str(max_report_bytes), "--exclude-directory-metadata=no"]
     for fmt, path in reports.items():
         cmd += [f"--{fmt}", path]
     cmd += [str(a), str(b)]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC",
-           "HOME": str(report_dir), "TMPDIR": os.environ.get("TMPDIR", "/tmp")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": str(report_dir),
+        "TMPDIR": os.environ.get("TMPDIR", "/tmp"),
+    }
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
@@ -65,13 +75,17 @@ def run_diffoscope(
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # diffoscope's helpers too
         proc.communicate()
-        return DiffoscopeResult("timeout", f"diffoscope did not finish within {timeout_s:g} s and was killed",
-                                seconds=time.monotonic() - started)
+        return DiffoscopeResult(
+            "timeout",
+            f"diffoscope did not finish within {timeout_s:g} s and was killed",
+            seconds=time.monotonic() - started,
+        )
     seconds = time.monotonic() - started
     tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []
     if proc.returncode not in (0, 1):
-        return DiffoscopeResult("crashed", f"diffoscope exited {proc.returncode}: {tail[0] if tail else 'no message'}",
-                                seconds=seconds)
+        return DiffoscopeResult(
+            "crashed", f"diffoscope exited {proc.returncode}: {tail[0] if tail else 'no message'}", seconds=seconds
+        )
     if proc.returncode == 0:
         return DiffoscopeResult("identical", "diffoscope found no difference", {}, seconds)
     version = ""
@@ -84,6 +98,12 @@ def run_diffoscope(
         match = re.search(r'"diffoscope-json-version":\s*(\d+)', head)
         version = match.group(1) if match else ""
         if version != str(SUPPORTED_JSON_VERSION):
-            return DiffoscopeResult("unsupported", f"diffoscope JSON version {version or 'missing'} is not "
-                                    f"{SUPPORTED_JSON_VERSION}; its report is kept but not read", reports, seconds, version)
+            return DiffoscopeResult(
+                "unsupported",
+                f"diffoscope JSON version {version or 'missing'} is not "
+                f"{SUPPORTED_JSON_VERSION}; its report is kept but not read",
+                reports,
+                seconds,
+                version,
+            )
     return DiffoscopeResult("different", "", reports, seconds, version)

@@ -85,7 +85,9 @@ def _diff_meta(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[st
     return cats, details
 
 
-def diff_archives(a: Archive, b: Archive, prefix: str, budget: Budget, depth: int, notes: list[str]) -> list[MemberDiff]:
+def diff_archives(
+    a: Archive, b: Archive, prefix: str, budget: Budget, depth: int, notes: list[str]
+) -> list[MemberDiff]:
     diffs: list[MemberDiff] = []
     cats, details = _diff_meta(a.meta, b.meta)
     if a.format != b.format:
@@ -99,8 +101,14 @@ def diff_archives(a: Archive, b: Archive, prefix: str, budget: Budget, depth: in
     common_order_b = [m.name for m in b.members if m.name in by_a]
     if common_order_a != common_order_b:
         first = next(i for i, (x, y) in enumerate(zip(common_order_a, common_order_b, strict=False)) if x != y)
-        diffs.append(MemberDiff(prefix or "(archive)", "metadata", ("member order",),
-                                f"members in another order from position {first}: {common_order_a[first]!r} vs {common_order_b[first]!r}"))
+        diffs.append(
+            MemberDiff(
+                prefix or "(archive)",
+                "metadata",
+                ("member order",),
+                f"another order from position {first}: {common_order_a[first]!r} vs {common_order_b[first]!r}",
+            )
+        )
     for name in [m.name for m in a.members if m.name not in by_b]:
         diffs.append(MemberDiff(_join(prefix, name), "only-a", ("content",)))
     for name in [m.name for m in b.members if m.name not in by_a]:
@@ -177,7 +185,9 @@ def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b
     return "metadata-only", f"{', '.join(cats[:-1])} and {cats[-1]} only", tuple(cats)
 
 
-def explain_files(a: Path, b: Path, budget: Budget | None = None, side_names: tuple[str, str] = ("a", "b")) -> Explanation:
+def explain_files(
+    a: Path, b: Path, budget: Budget | None = None, side_names: tuple[str, str] = ("a", "b")
+) -> Explanation:
     """Explain how two (different) files differ.
 
     Raises:
@@ -216,7 +226,13 @@ def _explain_bytes(fa: IO[bytes], fb: IO[bytes], arch_a: Archive | None, arch_b:
         if not ca:
             break
         offset += len(ca)
-    fmt = (arch_a or arch_b).format if (arch_a or arch_b) else None
+    known = arch_a or arch_b
+    fmt = known.format if known is not None else None
     what = "one side is an archive, the other is not" if fmt else "not an archive"
-    return Explanation(fmt, f"content differs ({what}; first difference at byte {offset})", "content",
-                       ("content",), [MemberDiff("(file)", "content", ("content",), f"first difference at byte {offset}")])
+    return Explanation(
+        fmt,
+        f"content differs ({what}; first difference at byte {offset})",
+        "content",
+        ("content",),
+        [MemberDiff("(file)", "content", ("content",), f"first difference at byte {offset}")],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,14 @@ def _digest(path: Path) -> FileDigest:
 
 
 def compare_files(a: Path, b: Path) -> FileVerdict:
-    """Raises: CompareError: either side is missing or unreadable."""
-    da, db = _digest(a), _digest(b)
+    """Both sides hashed at once (hashlib releases the GIL), each streamed.
+
+    Raises:
+        CompareError: either side is missing or unreadable.
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fa, fb = pool.submit(_digest, a), pool.submit(_digest, b)
+        da, db = fa.result(), fb.result()
     return FileVerdict(da.size == db.size and da.sha256 == db.sha256, da, db)
 
 

@@ -86,7 +86,9 @@ def check_envelope(loaded: LoadedEnvelope, policy: Policy, now: datetime) -> Env
         return check
     verified = dsse.verify(env, usable)
     if not verified.signers:
-        check.problem = f"{loaded.origin}: no signature verifies with a trusted key (wrong key, or the envelope was altered)"
+        check.problem = (
+            f"{loaded.origin}: no signature verifies with a trusted key (wrong key, or the envelope was altered)"
+        )
         return check
     check.signers = tuple(k.keyid for k in verified.signers)
     check.stage = 1
@@ -117,7 +119,9 @@ def check_envelope(loaded: LoadedEnvelope, policy: Policy, now: datetime) -> Env
     check.stage = 5
     verified_at = _parse_time(p.get("timeVerified"))
     if policy.max_age is not None and (verified_at is None or now - verified_at > policy.max_age):
-        check.problem = f"summary expired: verified {p.get('timeVerified')!r}, older than the allowed {policy.max_age.days} days"
+        check.problem = (
+            f"summary expired: verified {p.get('timeVerified')!r}, older than the allowed {policy.max_age.days} days"
+        )
         return check
     check.stage = 6
     verifier = p.get("verifier", {})

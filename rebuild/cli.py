@@ -211,7 +211,9 @@ def build(
     recipe: str | None = typer.Option(None, "--recipe", help="Recipe name (default: [build] recipe in rebuild.toml)."),
     param: list[str] = typer.Option(None, "--param", help="Recipe parameter NAME=VALUE (repeatable)."),
     key: Path | None = typer.Option(None, "--key", help="Sign the provenance with this private key."),
-    source_date_epoch: int | None = typer.Option(None, "--source-date-epoch", help="Default: rebuild.toml, git, mtime."),
+    source_date_epoch: int | None = typer.Option(
+        None, "--source-date-epoch", help="Default: rebuild.toml, git, mtime."
+    ),
     index_url: str = typer.Option("https://pypi.org/simple", "--index-url", help="Where build requirements resolve."),
     timeout: float = TimeoutOpt,
     cache_dir: Path | None = CacheOpt,
@@ -228,9 +230,18 @@ def build(
 
     with errors_to_exit(ctx):
         signer = _signer(key)
-        report = build_release(source, out_dir, _engine(cache_dir, timeout), _book(recipes), recipe_name=recipe,
-                               parameters=_params(param), source_date_epoch=source_date_epoch, signer=signer,
-                               requirements_resolver=resolver, progress=_progress(as_json))
+        report = build_release(
+            source,
+            out_dir,
+            _engine(cache_dir, timeout),
+            _book(recipes),
+            recipe_name=recipe,
+            parameters=_params(param),
+            source_date_epoch=source_date_epoch,
+            signer=signer,
+            requirements_resolver=resolver,
+            progress=_progress(as_json),
+        )
     if as_json:
         print_json(report.as_dict())
         return
@@ -244,30 +255,42 @@ def build(
 def verify(
     ctx: typer.Context,
     provenance: Path = typer.Argument(..., help="The provenance of the release (.intoto.jsonl or other wrappers)."),
-    artifact: list[Path] = typer.Option(None, "--artifact", help="A published artifact (default: beside the provenance)."),
+    artifact: list[Path] = typer.Option(
+        None, "--artifact", help="A published artifact (default: beside the provenance)."
+    ),
     key: Path | None = typer.Option(None, "--key", help="Sign the attestations with this private key."),
     out_dir: Path = typer.Option(Path("rebuild-out"), "--out", help="Reports, rebuilt files and attestations."),
     attest_failures: bool = typer.Option(False, "--attest-failures", help="Also sign a FAILED summary on a mismatch."),
     provenance_key: list[Path] = typer.Option(None, "--provenance-key", help="Check the provenance's signature."),
     no_diffoscope: bool = typer.Option(False, "--no-diffoscope", help="Skip the diffoscope report."),
-    verifier_id: str = typer.Option("https://rebuild-verifier.dev/verifier/v1", "--verifier-id",
-                                    help="Who you are, as written in the summaries."),
+    verifier_id: str = typer.Option(
+        "https://rebuild-verifier.dev/verifier/v1", "--verifier-id", help="Who you are, as written in the summaries."
+    ),
     timeout: float = TimeoutOpt,
     cache_dir: Path | None = CacheOpt,
     recipes: Path | None = RecipesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Rebuild from provenance, compare byte for byte, and attest. Exit 0 reproduced, 1 not, 2 bad input, 3 could not tell."""
+    """Rebuild from provenance, compare byte for byte, attest. Exit 0 reproduced, 1 not, 2 bad input, 3 unknown."""
     from rebuild.keys import load_public_key
     from rebuild.pipeline import verify_provenance
 
     with errors_to_exit(ctx):
         signer = _signer(key)
         trusted = [load_public_key(k) for k in provenance_key or []]
-        report = verify_provenance(provenance, out_dir, _engine(cache_dir, timeout), _book(recipes),
-                                   artifacts=artifact or [], signer=signer, attest_failures=attest_failures,
-                                   provenance_keys=trusted, diffoscope=not no_diffoscope, verifier_id=verifier_id,
-                                   progress=_progress(as_json))
+        report = verify_provenance(
+            provenance,
+            out_dir,
+            _engine(cache_dir, timeout),
+            _book(recipes),
+            artifacts=artifact or [],
+            signer=signer,
+            attest_failures=attest_failures,
+            provenance_keys=trusted,
+            diffoscope=not no_diffoscope,
+            verifier_id=verifier_id,
+            progress=_progress(as_json),
+        )
     if as_json:
         print_json(report.as_dict())
     else:
@@ -287,8 +310,10 @@ def verify(
         elif report.reproduced:
             out.print("[yellow]no --key given: nothing was attested[/]")
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
-        out.print(f"[dim]{timings}; fetched {len(report.fetched)}, from cache {len(report.cached)}, "
-                  f"image {'built' if report.image_built else 'present'}[/]")
+        out.print(
+            f"[dim]{timings}; fetched {len(report.fetched)}, from cache {len(report.cached)}, "
+            f"image {'built' if report.image_built else 'present'}[/]"
+        )
     raise typer.Exit(0 if report.reproduced else 1)
 
 
@@ -303,8 +328,12 @@ def compare_cmd(
     diffoscope: bool = typer.Option(False, "--diffoscope", help="Also run diffoscope (JSON report)."),
     html: bool = typer.Option(False, "--html", help="With --diffoscope: an HTML report too."),
     text: bool = typer.Option(False, "--text", help="With --diffoscope: a text report too."),
-    report_dir: Path | None = typer.Option(None, "--report-dir", help="Write compare-report.json (and diffoscope's) here."),
-    diffoscope_timeout: float = typer.Option(600.0, "--diffoscope-timeout", help="Seconds before diffoscope is killed."),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="Write compare-report.json (and diffoscope's) here."
+    ),
+    diffoscope_timeout: float = typer.Option(
+        600.0, "--diffoscope-timeout", help="Seconds before diffoscope is killed."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compare byte for byte; explain any difference. Exit 0 identical, 1 different, 2 unreadable."""
@@ -335,18 +364,34 @@ def compare_cmd(
         reports = []
         for pa, pb, name in pairs:
             ddir = (reports_root / f"diffoscope-{name.replace('/', '_')}") if diffoscope and reports_root else None
-            reports.append(compare_artifacts(pa, pb, name=name, diffoscope_dir=ddir, diffoscope_formats=formats,
-                                             diffoscope_timeout_s=diffoscope_timeout, side_names=(str(a), str(b))))
+            reports.append(
+                compare_artifacts(
+                    pa,
+                    pb,
+                    name=name,
+                    diffoscope_dir=ddir,
+                    diffoscope_formats=formats,
+                    diffoscope_timeout_s=diffoscope_timeout,
+                    side_names=(str(a), str(b)),
+                )
+            )
         identical = all(r.identical for r in reports) and (sets is None or sets.identical)
         if report_dir is not None:
             write_report(reports, report_dir / "compare-report.json")
     if as_json:
-        print_json({"identical": identical, "sets": sets.as_dict() if sets else None,
-                    "comparisons": [r.as_dict() for r in reports]})
+        print_json(
+            {
+                "identical": identical,
+                "sets": sets.as_dict() if sets else None,
+                "comparisons": [r.as_dict() for r in reports],
+            }
+        )
     else:
         if sets is not None:
-            out.print(f"{len(sets.matching)} identical, {len(sets.differing)} different, "
-                      f"{len(sets.only_a)} only in {a}, {len(sets.only_b)} only in {b}")
+            out.print(
+                f"{len(sets.matching)} identical, {len(sets.differing)} different, "
+                f"{len(sets.only_a)} only in {a}, {len(sets.only_b)} only in {b}"
+            )
             for name in sets.only_a:
                 out.print(f"  only in {a}: {name}")
             for name in sets.only_b:
@@ -360,8 +405,10 @@ def render_comparison(r: Any, top: int = 10) -> None:
     if r.identical:
         out.print(f"[bold green]identical[/] {r.name}  sha256:{r.verdict.a.sha256}  {r.verdict.a.size} bytes")
         return
-    out.print(f"[bold red]different[/] {r.name}: {r.verdict.a.size} vs {r.verdict.b.size} bytes, "
-              f"sha256 {r.verdict.a.sha256[:16]}... vs {r.verdict.b.sha256[:16]}...")
+    out.print(
+        f"[bold red]different[/] {r.name}: {r.verdict.a.size} vs {r.verdict.b.size} bytes, "
+        f"sha256 {r.verdict.a.sha256[:16]}... vs {r.verdict.b.sha256[:16]}..."
+    )
     e = r.explanation
     if e is not None:
         out.print(f"  [bold]{e.classification}[/]" + (f"  ({e.format})" if e.format else ""))
@@ -404,8 +451,14 @@ def key_generate(
         key = keys.generate(key_type)  # type: ignore[arg-type]
         private_path, public_path = keys.write_keypair(key, out_prefix, passphrase)
     if as_json:
-        print_json({"keyid": key.keyid, "private": str(private_path), "public": str(public_path),
-                    "type": keys.describe(key.key.public_key())})
+        print_json(
+            {
+                "keyid": key.keyid,
+                "private": str(private_path),
+                "public": str(public_path),
+                "type": keys.describe(key.key.public_key()),
+            }
+        )
     else:
         out.print(f"wrote {private_path} (private, 0600) and {public_path}")
         out.print(f"keyid {key.keyid}")
@@ -470,8 +523,10 @@ def attestation_verify(
 
     with errors_to_exit(ctx):
         if (artifact is None) == (digest is None):
-            raise InputError("give exactly one of --artifact PATH or --digest sha256:HEX",
-                             "the policy must say which artifact the attestations are about")
+            raise InputError(
+                "give exactly one of --artifact PATH or --digest sha256:HEX",
+                "the policy must say which artifact the attestations are about",
+            )
         if artifact is not None:
             try:
                 algorithm, value = "sha256", sha256_file(artifact)
@@ -480,8 +535,9 @@ def attestation_verify(
         else:
             algorithm, value = _parse_digest(digest or "")
         trusted = tuple(keys.load_public_key(k) for k in key)
-        policy = Policy(trusted, algorithm, value, threshold,
-                        timedelta(days=max_age_days) if max_age_days is not None else None)
+        policy = Policy(
+            trusted, algorithm, value, threshold, timedelta(days=max_age_days) if max_age_days is not None else None
+        )
         verdict = verify_attestations(read_envelopes(file), policy)
         if as_json:
             print_json(verdict.as_dict())
@@ -514,9 +570,12 @@ def attestation_show(
     with errors_to_exit(ctx):
         shown = []
         for loaded in read_envelopes(file):
-            item: dict[str, Any] = {"origin": loaded.origin, "wrapper": loaded.wrapper,
-                                    "payloadType": loaded.envelope.payload_type,
-                                    "signatures": len(loaded.envelope.signatures)}
+            item: dict[str, Any] = {
+                "origin": loaded.origin,
+                "wrapper": loaded.wrapper,
+                "payloadType": loaded.envelope.payload_type,
+                "signatures": len(loaded.envelope.signatures),
+            }
             try:
                 item["statement"] = parse_statement(loaded.envelope.payload, loaded.origin).raw
             except InputError as e:
@@ -543,4 +602,3 @@ def main() -> NoReturn:
     signal.signal(signal.SIGTERM, _terminate)
     app()
     sys.exit(0)
-

@@ -26,7 +26,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def b64decode(text: str, what: str) -> bytes:
+def b64decode(text: Any, what: str) -> bytes:
     """Standard or URL-safe base64, padded or not.
 
     Raises:
@@ -66,7 +66,7 @@ class Envelope:
         payload_type = doc.get("payloadType")
         if not isinstance(payload_type, str):
             raise InputError(f"{where}: field 'payloadType' is missing or not a string")
-        payload = b64decode(doc.get("payload"), f"{where}: field 'payload'")  # type: ignore[arg-type]
+        payload = b64decode(doc.get("payload"), f"{where}: field 'payload'")
         raw_sigs = doc.get("signatures", [])
         if not isinstance(raw_sigs, list):
             raise InputError(f"{where}: field 'signatures' is not a list")
@@ -75,17 +75,18 @@ class Envelope:
             if not isinstance(s, Mapping):
                 raise InputError(f"{where}: signatures[{i}] is not an object")
             keyid = s.get("keyid", "")
-            sigs.append(Signature(b64decode(s.get("sig"), f"{where}: signatures[{i}].sig"),
-                                  keyid if isinstance(keyid, str) else ""))
+            sigs.append(
+                Signature(
+                    b64decode(s.get("sig"), f"{where}: signatures[{i}].sig"), keyid if isinstance(keyid, str) else ""
+                )
+            )
         return cls(payload_type, payload, tuple(sigs))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "payload": base64.b64encode(self.payload).decode(),
             "payloadType": self.payload_type,
-            "signatures": [
-                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in self.signatures
-            ],
+            "signatures": [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in self.signatures],
         }
 
     def to_json(self) -> str:

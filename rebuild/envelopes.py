@@ -143,8 +143,8 @@ def _from_pep740_attestation(doc: Mapping[str, Any], origin: str) -> list[Loaded
     env = doc.get("envelope")
     if not isinstance(env, Mapping):
         raise InputError(f"{origin}: PEP 740 attestation has no 'envelope' object")
-    statement = b64decode(env.get("statement"), f"{origin}: envelope.statement")  # type: ignore[arg-type]
-    signature = b64decode(env.get("signature"), f"{origin}: envelope.signature")  # type: ignore[arg-type]
+    statement = b64decode(env.get("statement"), f"{origin}: envelope.statement")
+    signature = b64decode(env.get("signature"), f"{origin}: envelope.signature")
     material = doc.get("verification_material")
     cert = material.get("certificate") if isinstance(material, Mapping) else None
     return [
@@ -183,8 +183,11 @@ WRAPPERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Callable[..., li
     ("sigstore bundle", lambda d: str(d.get("mediaType", "")).startswith(SIGSTORE_MEDIA_PREFIX), _from_sigstore_bundle),
     ("npm attestations", lambda d: "attestations" in d and isinstance(d.get("attestations"), list), _from_npm_response),
     ("PEP 740 provenance", lambda d: "attestation_bundles" in d, _from_pep740_provenance),
-    ("PEP 740 attestation", lambda d: isinstance(d.get("envelope"), Mapping) and "statement" in d["envelope"],
-     _from_pep740_attestation),
+    (
+        "PEP 740 attestation",
+        lambda d: isinstance(d.get("envelope"), Mapping) and "statement" in d["envelope"],
+        _from_pep740_attestation,
+    ),
     ("DSSE envelope", _is_envelope, _from_envelope),
     ("in-toto statement", lambda d: "_type" in d and "predicateType" in d, _from_statement),
 )

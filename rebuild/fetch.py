@@ -78,5 +78,7 @@ class Fetcher:
                 shutil.copyfileobj(response, dst, 1 << 20)
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", None) or e
-            raise FetchError(f"{what}: download of {uri} failed: {reason}",
-                             "check the network, or that the URL still serves the file") from e
+            raise FetchError(
+                f"{what}: download of {uri} failed: {reason}",
+                "check the network, or that the URL still serves the file",
+            ) from e

@@ -14,6 +14,7 @@ A reference without a digest is refused.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,10 +142,11 @@ class ImageBuilder:
             found = self.find_local(expected_digest)
             if found is not None:
                 return BuilderImage(spec.tag, found.id, self.read_lock(spec))
-        found = self.find_local(spec.tag)
-        if found is not None and expected_digest in (None, found.id):
-            return BuilderImage(spec.tag, found.id, self.read_lock(spec))
-        image = self.build(spec)
+        with self._build_lock(spec):  # concurrent runs: one builds, the others wait and reuse
+            found = self.find_local(spec.tag)
+            if found is not None and expected_digest in (None, found.id):
+                return BuilderImage(spec.tag, found.id, self.read_lock(spec))
+            image = self.build(spec)
         if expected_digest is not None and image.digest != expected_digest:
             raise ImageError(
                 f"builder image {spec.name} came out as {image.digest}, the plan says {expected_digest}",
@@ -151,6 +155,17 @@ class ImageBuilder:
                 "spec's mirror at a snapshot of the archive from the build date",
             )
         return image
+
+    @contextmanager
+    def _build_lock(self, spec: ImageSpec) -> Iterator[None]:
+        path = self.cache_dir / "images" / f"{spec.name}-{spec.key}.build-lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def pull_pinned(self, reference: str) -> BuilderImage:
         """Use a registry image pinned by digest, pulling it if it is not local.
@@ -211,13 +226,13 @@ class ImageBuilder:
             "mmdebstrap",
             "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
             f"--variant={spec.variant}",
-            "--aptopt=Acquire::Languages \"none\"",
+            '--aptopt=Acquire::Languages "none"',
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/partial",
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
             f"--setup-hook=sync-in {q(str(debs))} /var/cache/apt/archives/",
             f"--customize-hook=sync-out /var/cache/apt/archives {q(str(debs))}",
-            "--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W "
+            '--customize-hook=dpkg-query --admindir="$1"/var/lib/dpkg -W '
             f"-f '${{binary:Package}}=${{Version}}\\n' > {q(str(lock))}",
         ]
         if spec.packages:

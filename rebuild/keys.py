@@ -176,8 +176,10 @@ def load_private_key(path: Path, passphrase: bytes | None = None) -> PrivateKey:
         return PrivateKey(key, key_id(key.public_key()))
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return PrivateKey(key, key_id(key.public_key()))
-    raise KeyLoadError(f"private key {path} is of an unsupported type ({type(key).__name__})",
-                       "signing keys are Ed25519 or ECDSA P-256")
+    raise KeyLoadError(
+        f"private key {path} is of an unsupported type ({type(key).__name__})",
+        "signing keys are Ed25519 or ECDSA P-256",
+    )
 
 
 def load_public_key(path: Path) -> PublicKey:

@@ -22,14 +22,24 @@ from typing import Any, Protocol
 
 from compare.digest import sha256_bytes, sha256_file
 from compare.report import ComparisonReport, compare_artifacts, write_report
-from rebuild import dsse, statements
+from rebuild import dsse, statements, uris
 from rebuild.cache import BlobCache
 from rebuild.envelopes import read_envelopes, write_jsonl
 from rebuild.errors import InputError, PlanError, ProvenanceError, RecipeError, SandboxError
 from rebuild.fetch import Fetcher
 from rebuild.image import BuilderImage, ImageSpec
 from rebuild.keys import PublicKey, Signer
-from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source, plan_from_provenance
+from rebuild.plan import (
+    BuildPlan,
+    Environment,
+    ImageRef,
+    Inference,
+    Input,
+    Output,
+    RecipeRef,
+    Source,
+    plan_from_provenance,
+)
 from rebuild.recipes import RecipeBook
 from rebuild.sandbox import BuildRequest, BuildResult, Limits, Mount, Sandbox, safe_output_name
 from rebuild.source import default_epoch, pack_tree, read_settings
@@ -82,8 +92,9 @@ class RunResult:
 # --- shared: fetch -> image -> build --------------------------------------------
 
 
-def run_plan(plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_dir: Path | None,
-             log_path: Path) -> RunResult:
+def run_plan(
+    plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_dir: Path | None, log_path: Path
+) -> RunResult:
     fetcher = Fetcher(engine.cache, base_dir)
     inputs_root = work / "inputs"
     with stages.stage("fetch", f"fetching {1 + len(plan.inputs)} input(s), each checked against its sha256"):
@@ -98,8 +109,15 @@ def run_plan(plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_d
         else:
             image = engine.images.pull_pinned(plan.image.reference)
     mounts = tuple(Mount(d, f"/inputs/{d.name}") for d in sorted(inputs_root.iterdir()))
-    request = BuildRequest(image=image.digest, steps=plan.steps, env=plan.environment.variables(), inputs=mounts,
-                           build_path=plan.environment.build_path, umask=plan.environment.umask, limits=engine.limits)
+    request = BuildRequest(
+        image=image.digest,
+        steps=plan.steps,
+        env=plan.environment.variables(),
+        inputs=mounts,
+        build_path=plan.environment.build_path,
+        umask=plan.environment.umask,
+        limits=engine.limits,
+    )
     out = work / "outputs"
     out.mkdir()
     with stages.stage("build", f"building offline in the sandbox ({len(plan.steps)} steps)"):
@@ -114,8 +132,9 @@ def run_plan(plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_d
     expected = [o.name for o in plan.outputs]
     missing = [name for name in expected if name not in produced]
     if missing:
-        raise SandboxError(f"the build did not produce {', '.join(missing)}", f"see the build log {log_path}",
-                           log=result.log)
+        raise SandboxError(
+            f"the build did not produce {', '.join(missing)}", f"see the build log {log_path}", log=result.log
+        )
     if not produced:
         raise SandboxError("the build produced no output files", "the recipe's steps must write into /out")
     chosen = {name: produced[name] for name in expected} if expected else produced
@@ -132,8 +151,14 @@ def _place(blob: Path, dest: Path) -> None:
 
 def _spec(doc: Mapping[str, Any]) -> ImageSpec:
     try:
-        return ImageSpec(name=doc["name"], packages=tuple(doc["packages"]), suite=doc["suite"], mirror=doc["mirror"],
-                         variant=doc["variant"], epoch=int(doc["epoch"]))
+        return ImageSpec(
+            name=doc["name"],
+            packages=tuple(doc["packages"]),
+            suite=doc["suite"],
+            mirror=doc["mirror"],
+            variant=doc["variant"],
+            epoch=int(doc["epoch"]),
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise PlanError(f"builder image spec is incomplete: {e}") from e
 
@@ -155,14 +180,29 @@ class BuildReport:
     stages: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"artifacts": self.artifacts, "provenance": str(self.provenance), "source": str(self.source_archive),
-                "signed": self.signed, "plan": self.plan.external_parameters(), "stages": self.stages}
+        return {
+            "artifacts": self.artifacts,
+            "provenance": str(self.provenance),
+            "source": str(self.source_archive),
+            "signed": self.signed,
+            "plan": self.plan.external_parameters(),
+            "stages": self.stages,
+        }
 
 
-def build_release(tree: Path, out_dir: Path, engine: Engine, book: RecipeBook, *, recipe_name: str | None = None,
-                  parameters: Mapping[str, str] | None = None, source_date_epoch: int | None = None,
-                  signer: Signer | None = None, requirements_resolver: Callable[[Path], tuple[Input, ...]] | None = None,
-                  progress: Progress = lambda s, m: None) -> BuildReport:
+def build_release(
+    tree: Path,
+    out_dir: Path,
+    engine: Engine,
+    book: RecipeBook,
+    *,
+    recipe_name: str | None = None,
+    parameters: Mapping[str, str] | None = None,
+    source_date_epoch: int | None = None,
+    signer: Signer | None = None,
+    requirements_resolver: Callable[[Path], tuple[Input, ...]] | None = None,
+    progress: Progress = lambda s, m: None,
+) -> BuildReport:
     """Build ``tree`` hermetically; write the artifacts, the source archive and the provenance into ``out_dir``."""
     stages = Stages(progress)
     with stages.stage("resolve", f"planning the build of {tree}"):
@@ -214,8 +254,13 @@ def build_release(tree: Path, out_dir: Path, engine: Engine, book: RecipeBook, *
     plan = BuildPlan(**{**plan.__dict__, "outputs": tuple(Output(n, s) for n, s in artifacts.items())})
     with stages.stage("attest", "writing the provenance"):
         payload = statements.rebuild_provenance(
-            plan.subjects(), plan.external_parameters(), plan.resolved_dependencies(),
-            invocation_id=str(uuid.uuid4()), started_on=started, finished_on=statements.now_rfc3339())
+            plan.subjects(),
+            plan.external_parameters(),
+            plan.resolved_dependencies(),
+            invocation_id=str(uuid.uuid4()),
+            started_on=started,
+            finished_on=statements.now_rfc3339(),
+        )
         provenance = out_dir / f"{next(iter(artifacts))}.provenance.intoto.jsonl"
         write_jsonl(provenance, [_sign(payload, signer)])
     return BuildReport(plan, artifacts, provenance, out_dir / source_name, signer is not None, stages.seconds)
@@ -271,7 +316,7 @@ def resolve_provenance(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[Buil
         except InputError as e:
             errors.append(e.message)
             continue
-        if stmt.predicate_type != statements.uris.SLSA_PROVENANCE_V1:
+        if stmt.predicate_type != uris.SLSA_PROVENANCE_V1:
             continue
         plan = plan_from_provenance(stmt)
         if not loaded.envelope.signatures:
@@ -302,11 +347,20 @@ def _check_recipe(plan: BuildPlan, book: RecipeBook) -> None:
         raise PlanError("the provenance's steps are not what its recipe and parameters give")
 
 
-def verify_provenance(provenance: Path, out_dir: Path, engine: Engine, book: RecipeBook, *,
-                      artifacts: Sequence[Path] = (), signer: Signer | None = None, attest_failures: bool = False,
-                      provenance_keys: Sequence[PublicKey] = (), diffoscope: bool = True,
-                      verifier_id: str = statements.uris.VERIFIER_ID,
-                      progress: Progress = lambda s, m: None) -> VerifyReport:
+def verify_provenance(
+    provenance: Path,
+    out_dir: Path,
+    engine: Engine,
+    book: RecipeBook,
+    *,
+    artifacts: Sequence[Path] = (),
+    signer: Signer | None = None,
+    attest_failures: bool = False,
+    provenance_keys: Sequence[PublicKey] = (),
+    diffoscope: bool = True,
+    verifier_id: str = uris.VERIFIER_ID,
+    progress: Progress = lambda s, m: None,
+) -> VerifyReport:
     """Rebuild what ``provenance`` describes, compare with the published artifacts, attest the verdict."""
     stages = Stages(progress)
     with stages.stage("resolve", f"reading {provenance}"):
@@ -327,9 +381,13 @@ def verify_provenance(provenance: Path, out_dir: Path, engine: Engine, book: Rec
             shutil.copyfile(path, rebuilt[name])
     with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
         comparisons = [
-            compare_artifacts(published[name], rebuilt[name], name=name,
-                              diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}" if diffoscope else None,
-                              side_names=("published", "rebuilt"))
+            compare_artifacts(
+                published[name],
+                rebuilt[name],
+                name=name,
+                diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}" if diffoscope else None,
+                side_names=("published", "rebuilt"),
+            )
             for name in sorted(published)
         ]
         reproduced = _decide(comparisons)
@@ -337,15 +395,42 @@ def verify_provenance(provenance: Path, out_dir: Path, engine: Engine, book: Rec
         matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
         report_path = out_dir / "compare-report.json"
         write_report(comparisons, report_path)
-    notes = [f"published {n} is not the artifact the provenance names (sha256 differs)" for n, ok in matches.items() if not ok]
+    notes = [
+        f"published {n} is not the artifact the provenance names (sha256 differs)"
+        for n, ok in matches.items()
+        if not ok
+    ]
     attestation = None
     with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
         if signer is not None and (reproduced or attest_failures):
-            attestation = _attest(plan, provenance, comparisons, reproduced, report_path, rebuilt_dir, out_dir,
-                                  signer, verifier_id, result)
-    report = VerifyReport(reproduced, plan, provenance, signature_status, comparisons, matches, attestation,
-                          out_dir / "verify-report.json", stages.seconds, result.fetched, result.cached,
-                          result.image.built, result.build.seconds, notes)
+            attestation = _attest(
+                plan,
+                provenance,
+                comparisons,
+                reproduced,
+                report_path,
+                rebuilt_dir,
+                out_dir,
+                signer,
+                verifier_id,
+                result,
+            )
+    report = VerifyReport(
+        reproduced,
+        plan,
+        provenance,
+        signature_status,
+        comparisons,
+        matches,
+        attestation,
+        out_dir / "verify-report.json",
+        stages.seconds,
+        result.fetched,
+        result.cached,
+        result.image.built,
+        result.build.seconds,
+        notes,
+    )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
 
@@ -357,8 +442,10 @@ def _published(plan: BuildPlan, provenance: Path, given: Sequence[Path]) -> dict
         by_name = {p.name: p for p in given}
         unknown = sorted(set(by_name) - set(names))
         if unknown:
-            raise InputError(f"--artifact {', '.join(unknown)} is not an output of this provenance",
-                             f"its outputs are: {', '.join(names)}")
+            raise InputError(
+                f"--artifact {', '.join(unknown)} is not an output of this provenance",
+                f"its outputs are: {', '.join(names)}",
+            )
         chosen = by_name
     else:
         chosen = {name: provenance.parent / name for name in names}
@@ -373,23 +460,42 @@ def _decide(comparisons: Sequence[ComparisonReport]) -> bool:
     return bool(comparisons) and all(c.verdict.identical for c in comparisons)
 
 
-def _attest(plan: BuildPlan, provenance: Path, comparisons: Sequence[ComparisonReport], reproduced: bool,
-            report_path: Path, rebuilt_dir: Path, out_dir: Path, signer: Signer, verifier_id: str,
-            result: RunResult) -> Path:
+def _attest(
+    plan: BuildPlan,
+    provenance: Path,
+    comparisons: Sequence[ComparisonReport],
+    reproduced: bool,
+    report_path: Path,
+    rebuilt_dir: Path,
+    out_dir: Path,
+    signer: Signer,
+    verifier_id: str,
+    result: RunResult,
+) -> Path:
     original = ResourceRef(provenance.name, {"sha256": sha256_file(provenance)}, name="original-provenance")
     envelopes = []
     if reproduced:
         subjects = [Subject(name, {"sha256": sha256_file(rebuilt_dir / name)}) for name in sorted(result.outputs)]
         deps = [*plan.resolved_dependencies(), original]
         payload = statements.rebuild_provenance(
-            subjects, plan.external_parameters(), deps, invocation_id=str(uuid.uuid4()),
-            started_on=statements.now_rfc3339(), finished_on=statements.now_rfc3339())
+            subjects,
+            plan.external_parameters(),
+            deps,
+            invocation_id=str(uuid.uuid4()),
+            started_on=statements.now_rfc3339(),
+            finished_on=statements.now_rfc3339(),
+        )
         envelopes.append(_sign(payload, signer))
     report_ref = None if reproduced else ResourceRef(report_path.name, {"sha256": sha256_file(report_path)})
     for c in comparisons:
         vsa = statements.verification_summary(
-            Subject(c.name, {"sha256": c.verdict.a.sha256}), passed=reproduced and c.identical,
-            resource_uri=c.name, input_attestations=[original], verifier_id=verifier_id, report=report_ref)
+            Subject(c.name, {"sha256": c.verdict.a.sha256}),
+            passed=reproduced and c.identical,
+            resource_uri=c.name,
+            input_attestations=[original],
+            verifier_id=verifier_id,
+            report=report_ref,
+        )
         envelopes.append(_sign(vsa, signer))
     first = sorted(c.name for c in comparisons)[0].replace("/", "_")
     path = out_dir / f"{first}.{'rebuild' if reproduced else 'rebuild-failed'}.intoto.jsonl"

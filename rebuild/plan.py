@@ -128,10 +128,16 @@ class BuildPlan:
     def resolved_dependencies(self) -> list[ResourceRef]:
         deps = [
             ResourceRef(self.source.uri, _source_digest(self.source), name="source"),
-            ResourceRef(f"rebuild-recipe:{self.recipe.name}@{self.recipe.version}", {"sha256": self.recipe.sha256},
-                        name="recipe"),
-            ResourceRef(f"docker-image:{self.image.reference}",
-                        {"sha256": self.image.digest.removeprefix("sha256:")}, name="builder-image"),
+            ResourceRef(
+                f"rebuild-recipe:{self.recipe.name}@{self.recipe.version}",
+                {"sha256": self.recipe.sha256},
+                name="recipe",
+            ),
+            ResourceRef(
+                f"docker-image:{self.image.reference}",
+                {"sha256": self.image.digest.removeprefix("sha256:")},
+                name="builder-image",
+            ),
         ]
         deps += [ResourceRef(i.uri, {"sha256": i.sha256}, name=f"input:{i.group}/{i.filename}") for i in self.inputs]
         return deps
@@ -180,8 +186,10 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
     p = stmt.predicate
     build_type = _get(p, "buildDefinition.buildType")
     if build_type != uris.BUILD_TYPE:
-        raise PlanError(f"buildType {build_type!r} is not rebuild-verifier's; no adapter reads it yet",
-                        f"this version reads provenance with buildType {uris.BUILD_TYPE}")
+        raise PlanError(
+            f"buildType {build_type!r} is not rebuild-verifier's; no adapter reads it yet",
+            f"this version reads provenance with buildType {uris.BUILD_TYPE}",
+        )
     ext = _get(p, "buildDefinition.externalParameters", Mapping)
     deps = {d.get("name"): d for d in _get(p, "buildDefinition.resolvedDependencies", list) if isinstance(d, Mapping)}
     for needed in ("source", "recipe", "builder-image"):
@@ -201,15 +209,26 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
     outputs = tuple(Output(name, expected.get(name)) for name in _get(ext, "outputs", list))
     image_digest = "sha256:" + _sha256_of(deps["builder-image"], "builder-image")
     return BuildPlan(
-        source=Source(_get(ext, "source.uri"), _sha256_of(deps["source"], "source"), _get(ext, "source.kind"),
-                      str(src_digest.get("gitCommit", ""))),
+        source=Source(
+            _get(ext, "source.uri"),
+            _sha256_of(deps["source"], "source"),
+            _get(ext, "source.kind"),
+            str(src_digest.get("gitCommit", "")),
+        ),
         recipe=RecipeRef(_get(ext, "recipe.name"), _get(ext, "recipe.version"), _sha256_of(deps["recipe"], "recipe")),
         parameters=dict(_get(ext, "parameters", Mapping)),
-        image=ImageRef(_get(ext, "builderImage.reference"), image_digest, dict(_get(ext, "builderImage.spec", Mapping))),
+        image=ImageRef(
+            _get(ext, "builderImage.reference"), image_digest, dict(_get(ext, "builderImage.spec", Mapping))
+        ),
         inputs=tuple(sorted(inputs, key=lambda i: (i.group, i.filename))),
-        environment=Environment(epoch, _get(env, "buildPath"), _get(env, "TZ"), _get(env, "locale"), _get(env, "umask")),
+        environment=Environment(
+            epoch, _get(env, "buildPath"), _get(env, "TZ"), _get(env, "locale"), _get(env, "umask")
+        ),
         steps=tuple(_get(ext, "steps", list)),
         outputs=outputs,
-        inferences=tuple(Inference(str(i.get("field")), str(i.get("value")), str(i.get("reason")))
-                         for i in ext.get("inferences", []) if isinstance(i, Mapping)),
+        inferences=tuple(
+            Inference(str(i.get("field")), str(i.get("value")), str(i.get("reason")))
+            for i in ext.get("inferences", [])
+            if isinstance(i, Mapping)
+        ),
     )

@@ -131,9 +131,7 @@ def load_recipe_file(path: Path) -> Recipe:
             epoch=img["epoch"],
         ),
         input_groups=tuple(doc.get("inputs", [])),
-        parameters=tuple(
-            Parameter(name, spec["description"], spec.get("default")) for name, spec in params.items()
-        ),
+        parameters=tuple(Parameter(name, spec["description"], spec.get("default")) for name, spec in params.items()),
         steps=tuple(doc["steps"]),
         path=path,
         sha256=sha256_bytes(raw),

@@ -12,6 +12,7 @@ Outputs are collected as regular files only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -115,8 +116,7 @@ class DockerSandbox:
             writable.mkdir()
             os.chmod(writable, 0o777)  # the build's uid must be able to write here
             mounts = [
-                DockerMount(m.target, str(m.source.resolve()), type="bind", read_only=True)
-                for m in request.inputs
+                DockerMount(m.target, str(m.source.resolve()), type="bind", read_only=True) for m in request.inputs
             ]
             mounts.append(DockerMount(OUTPUT_MOUNT, str(writable), type="bind", read_only=False))
             # scratch and the build path: tmpfs, writable by the build's uid, exec allowed. (Docker's
@@ -221,10 +221,8 @@ def _failure_reason(exit_code: int, state: Mapping[str, Any], log: str) -> str:
 def _remove(container: Any) -> None:
     from docker.errors import DockerException
 
-    try:
+    with contextlib.suppress(DockerException):  # already gone: nothing else to do on a cleanup path
         container.remove(force=True)
-    except DockerException:
-        pass  # already gone; nothing else to do on a cleanup path
 
 
 def collect_outputs(root: Path) -> tuple[Path, ...]:

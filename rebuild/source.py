@@ -55,8 +55,13 @@ def read_settings(tree: Path) -> TreeSettings:
 def default_epoch(tree: Path) -> tuple[int, str]:
     """SOURCE_DATE_EPOCH for a tree that does not set one, and where it came from."""
     try:
-        out = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%ct"], capture_output=True,
-                             text=True, timeout=30, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(tree), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if out.returncode == 0 and out.stdout.strip().isdigit():
             return int(out.stdout.strip()), "the last git commit's time"
     except (OSError, subprocess.TimeoutExpired):

@@ -27,16 +27,22 @@ def build_requirements(tree: Path) -> tuple[list[str], Inference | None]:
     """``build-system.requires`` of a tree (pip's legacy default when there is none)."""
     pyproject = tree / "pyproject.toml"
     if not pyproject.is_file():
-        return LEGACY_REQUIRES, Inference("build-system.requires", ", ".join(LEGACY_REQUIRES),
-                                          "no pyproject.toml: pip's default for setup.py projects")
+        return LEGACY_REQUIRES, Inference(
+            "build-system.requires",
+            ", ".join(LEGACY_REQUIRES),
+            "no pyproject.toml: pip's default for setup.py projects",
+        )
     try:
         doc = tomllib.loads(pyproject.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{pyproject}: {e}") from e
     requires = doc.get("build-system", {}).get("requires")
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-        return LEGACY_REQUIRES, Inference("build-system.requires", ", ".join(LEGACY_REQUIRES),
-                                          "pyproject.toml has no build-system.requires: pip's default")
+        return LEGACY_REQUIRES, Inference(
+            "build-system.requires",
+            ", ".join(LEGACY_REQUIRES),
+            "pyproject.toml has no build-system.requires: pip's default",
+        )
     return list(requires), None
 
 
@@ -48,10 +54,27 @@ def resolve_wheelhouse(requirements: list[str], index_url: str = DEFAULT_INDEX) 
     """
     with tempfile.TemporaryDirectory(prefix="rebuild-resolve-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed",
-               "--quiet", "--only-binary=:all:", f"--python-version={BUILDER_PYTHON}", "--implementation=py",
-               "--platform=any", "--target", str(Path(tmp) / "unused"), "--index-url", index_url,
-               "--report", str(report), *requirements]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--isolated",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--only-binary=:all:",
+            f"--python-version={BUILDER_PYTHON}",
+            "--implementation=py",
+            "--platform=any",
+            "--target",
+            str(Path(tmp) / "unused"),
+            "--index-url",
+            index_url,
+            "--report",
+            str(report),
+            *requirements,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
             tail = " ".join(proc.stderr.strip().splitlines()[-2:])
@@ -61,8 +84,9 @@ def resolve_wheelhouse(requirements: list[str], index_url: str = DEFAULT_INDEX) 
     for item in doc.get("install", []):
         info = item.get("download_info", {})
         url = info.get("url", "")
-        sha = info.get("archive_info", {}).get("hashes", {}).get("sha256") or \
-            info.get("archive_info", {}).get("hash", "").removeprefix("sha256=")
+        sha = info.get("archive_info", {}).get("hashes", {}).get("sha256") or info.get("archive_info", {}).get(
+            "hash", ""
+        ).removeprefix("sha256=")
         if not url or not sha:
             raise FetchError(f"pip's resolver gave no URL and sha256 for {item.get('metadata', {}).get('name')}")
         inputs.append(Input("wheelhouse", url.rsplit("/", 1)[-1].split("#")[0], url, sha))

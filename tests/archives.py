@@ -13,8 +13,14 @@ from pathlib import Path
 Entry = tuple[str, bytes]
 
 
-def make_zip(path: Path, entries: Iterable[Entry], *, date: tuple[int, ...] = (2020, 1, 1, 0, 0, 0),
-             mode: int = 0o644, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+def make_zip(
+    path: Path,
+    entries: Iterable[Entry],
+    *,
+    date: tuple[int, ...] = (2020, 1, 1, 0, 0, 0),
+    mode: int = 0o644,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         for name, data in entries:
             info = zipfile.ZipInfo(name, date)  # type: ignore[arg-type]
@@ -24,8 +30,14 @@ def make_zip(path: Path, entries: Iterable[Entry], *, date: tuple[int, ...] = (2
     return path
 
 
-def tar_bytes(entries: Iterable[Entry], *, mtime: int = 1700000000, mode: int = 0o644, uid: int = 0,
-              extra: Iterable[tarfile.TarInfo] = ()) -> bytes:
+def tar_bytes(
+    entries: Iterable[Entry],
+    *,
+    mtime: int = 1700000000,
+    mode: int = 0o644,
+    uid: int = 0,
+    extra: Iterable[tarfile.TarInfo] = (),
+) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, data in entries:

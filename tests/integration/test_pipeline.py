@@ -19,7 +19,9 @@ REBUILD = str(Path(sys.executable).parent / "rebuild")
 EXAMPLES = ROOT / "examples"
 
 
-def rebuild(*args: str, cache: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def rebuild(
+    *args: str, cache: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     if cache is not None:
         full_env["REBUILD_CACHE_DIR"] = str(cache)
@@ -46,20 +48,32 @@ def provenance_of(release: Path) -> Path:
     return found
 
 
-def test_reproducible_example_verifies_and_its_attestation_checks(hello_release: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
-    r = rebuild("verify", str(provenance_of(hello_release)), "--key", str(keys[0]), "--out", str(tmp_path / "v"), "--json")
+def test_reproducible_example_verifies_and_its_attestation_checks(
+    hello_release: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    r = rebuild(
+        "verify", str(provenance_of(hello_release)), "--key", str(keys[0]), "--out", str(tmp_path / "v"), "--json"
+    )
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["reproduced"] is True
     assert set(report["stages"]) == {"resolve", "fetch", "image", "build", "compare", "attest"}
     (attestation,) = (tmp_path / "v").glob("*.rebuild.intoto.jsonl")
-    check = rebuild("attestation", "verify", str(attestation), "--key", str(keys[1]),
-                    "--artifact", str(hello_release / "hello-1.0.tar.gz"))
+    check = rebuild(
+        "attestation",
+        "verify",
+        str(attestation),
+        "--key",
+        str(keys[1]),
+        "--artifact",
+        str(hello_release / "hello-1.0.tar.gz"),
+    )
     assert check.returncode == 0, check.stderr
     assert "verified hello-1.0.tar.gz" in check.stdout
     # the rebuild's own provenance is a plan too: it verifies again
-    again = rebuild("verify", str(attestation), "--artifact", str(hello_release / "hello-1.0.tar.gz"),
-                    "--out", str(tmp_path / "v2"))
+    again = rebuild(
+        "verify", str(attestation), "--artifact", str(hello_release / "hello-1.0.tar.gz"), "--out", str(tmp_path / "v2")
+    )
     assert again.returncode == 0, again.stderr + again.stdout
 
 
@@ -74,10 +88,12 @@ def test_non_reproducible_example_is_explained_and_never_passed(keys: tuple[Path
     assert "timestamps" in r.stdout
     assert not list(out.glob("*.rebuild.intoto.jsonl"))
     (failed,) = out.glob("*.rebuild-failed.intoto.jsonl")
-    assert "PASSED" not in subprocess.run([REBUILD, "attestation", "show", str(failed), "--json"],
-                                          capture_output=True, text=True).stdout.replace('"verified": false', "")
-    check = rebuild("attestation", "verify", str(failed), "--key", str(keys[1]),
-                    "--artifact", str(release / "clock-1.0.tar.gz"))
+    assert "PASSED" not in subprocess.run(
+        [REBUILD, "attestation", "show", str(failed), "--json"], capture_output=True, text=True
+    ).stdout.replace('"verified": false', "")
+    check = rebuild(
+        "attestation", "verify", str(failed), "--key", str(keys[1]), "--artifact", str(release / "clock-1.0.tar.gz")
+    )
     assert check.returncode == 1 and "'FAILED', not PASSED" in check.stderr
     report = json.loads((out / "compare-report.json").read_text())
     assert report["comparisons"][0]["explanation"]["kind"] == "content"
@@ -88,8 +104,16 @@ def test_altered_published_artifact(hello_release: Path, keys: tuple[Path, Path]
     data = bytearray((hello_release / "hello-1.0.tar.gz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     altered.write_bytes(bytes(data))
-    r = rebuild("verify", str(provenance_of(hello_release)), "--artifact", str(altered), "--key", str(keys[0]),
-                "--out", str(tmp_path / "v"))
+    r = rebuild(
+        "verify",
+        str(provenance_of(hello_release)),
+        "--artifact",
+        str(altered),
+        "--key",
+        str(keys[0]),
+        "--out",
+        str(tmp_path / "v"),
+    )
     assert r.returncode == 1
     assert "different hello-1.0.tar.gz" in r.stdout
     assert "is not the artifact the provenance names" in r.stdout
@@ -124,9 +148,11 @@ def test_provenance_missing_a_field_exits_2(hello_release: Path, tmp_path: Path,
 
 def test_docker_down_exits_3_with_one_line(hello_release: Path, tmp_path: Path) -> None:
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
-    for args in (["verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "v")],
-                 ["build", str(EXAMPLES / "hello"), "--out", str(tmp_path / "r")],
-                 ["image", "build", "--all"]):
+    for args in (
+        ["verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "v")],
+        ["build", str(EXAMPLES / "hello"), "--out", str(tmp_path / "r")],
+        ["image", "build", "--all"],
+    ):
         r = rebuild(*args, env=env)
         assert r.returncode == 3, (args, r.stderr)
         assert r.stderr.splitlines()[-2].startswith("error: no Docker engine answers at unix://"), r.stderr
@@ -140,27 +166,37 @@ def test_build_failure_is_exit_3_not_a_mismatch(tmp_path: Path) -> None:
 
 
 def test_build_timeout_is_exit_3(tmp_path: Path) -> None:
-    r = rebuild("build", str(EXAMPLES / "hello"), "--out", str(tmp_path / "r"), "--param", "command=sleep 60",
-                "--timeout", "2")
+    r = rebuild(
+        "build", str(EXAMPLES / "hello"), "--out", str(tmp_path / "r"), "--param", "command=sleep 60", "--timeout", "2"
+    )
     assert r.returncode == 3 and "timed out after 2 s" in r.stderr
 
 
 def test_warm_cache_fetches_nothing_and_builds_no_image(hello_release: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first = json.loads(rebuild("verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "a"), "--json",
-                               cache=cache).stdout)
+    first = json.loads(
+        rebuild("verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "a"), "--json", cache=cache).stdout
+    )
     assert first["fetched"] == ["source"]
-    second = json.loads(rebuild("verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "b"), "--json",
-                                cache=cache).stdout)
+    second = json.loads(
+        rebuild("verify", str(provenance_of(hello_release)), "--out", str(tmp_path / "b"), "--json", cache=cache).stdout
+    )
     assert second["reproduced"] and second["fetched"] == [] and second["cached"] == ["source"]
     assert second["image_built"] is False
 
 
 def test_two_verifies_in_parallel_on_one_cache(hello_release: Path, tmp_path: Path) -> None:
     env = {**os.environ, "REBUILD_CACHE_DIR": str(tmp_path / "shared-cache")}
-    procs = [subprocess.Popen([REBUILD, "verify", str(provenance_of(hello_release)), "--out", str(tmp_path / f"o{i}"),
-                               "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [REBUILD, "verify", str(provenance_of(hello_release)), "--out", str(tmp_path / f"o{i}"), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
     results: list[Any] = [p.communicate(timeout=600) for p in procs]
     for proc, (stdout, stderr) in zip(procs, results, strict=True):
         assert proc.returncode == 0, stderr
@@ -177,8 +213,9 @@ def test_python_wheel_recipe_and_timestamp_classification(tmp_path: Path) -> Non
         assert r.returncode == 0, r.stderr
         (wheel,) = out.glob("*.whl")
         wheels.append(wheel)
-    r = rebuild("verify", str(next((tmp_path / "1700000000").glob("*.provenance.intoto.jsonl"))),
-                "--out", str(tmp_path / "v"))
+    r = rebuild(
+        "verify", str(next((tmp_path / "1700000000").glob("*.provenance.intoto.jsonl"))), "--out", str(tmp_path / "v")
+    )
     assert r.returncode == 0, r.stderr
     r = rebuild("compare", str(wheels[0]), str(wheels[1]), "--json")
     assert r.returncode == 1

@@ -57,8 +57,9 @@ def test_isolation_properties(docker_client: Any, builder_image: str, tmp_path: 
         PY
         """
     )
-    log, _ = run(docker_client, builder_image, [probe, "echo out > /out/o.txt"], tmp_path,
-                 inputs=(Mount(inp, "/inputs/in"),))
+    log, _ = run(
+        docker_client, builder_image, [probe, "echo out > /out/o.txt"], tmp_path, inputs=(Mount(inp, "/inputs/in"),)
+    )
     assert "NET=closed" in log
     assert "WRITE /usr/probe denied" in log
     assert "WRITE /inputs/in/probe denied" in log
@@ -72,9 +73,13 @@ def test_isolation_properties(docker_client: Any, builder_image: str, tmp_path: 
 
 
 def test_outputs_are_collected_and_build_path_is_fixed(docker_client: Any, builder_image: str, tmp_path: Path) -> None:
-    log, out = run(docker_client, builder_image,
-                   ["mkdir -p /out/sub", "pwd > /out/sub/where", "echo a > /out/a"], tmp_path,
-                   build_path="/src/project")
+    _log, out = run(
+        docker_client,
+        builder_image,
+        ["mkdir -p /out/sub", "pwd > /out/sub/where", "echo a > /out/a"],
+        tmp_path,
+        build_path="/src/project",
+    )
     assert (out / "sub" / "where").read_text() == "/src/project\n"
     assert (out / "a").read_text() == "a\n"
 
@@ -88,7 +93,9 @@ def test_outputs_are_collected_and_build_path_is_fixed(docker_client: Any, build
     ],
     ids=["symlink-to-passwd", "symlink-dir-escape", "fifo"],
 )
-def test_unsafe_outputs_are_rejected(docker_client: Any, builder_image: str, tmp_path: Path, step: str, message: str) -> None:
+def test_unsafe_outputs_are_rejected(
+    docker_client: Any, builder_image: str, tmp_path: Path, step: str, message: str
+) -> None:
     with pytest.raises(SandboxError, match=message):
         run(docker_client, builder_image, [step], tmp_path)
     assert not (tmp_path / "out" / "passwd").exists()

@@ -35,10 +35,20 @@ def keypair(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "alice.key", tmp_path / "alice.pub"
 
 
-def make_vsa(tmp_path: Path, keys: list[Path], *, digest: str = DIGEST, passed: bool = True,
-             time_verified: str | None = None, name: str = "vsa.intoto.jsonl", sign: bool = True) -> Path:
+def make_vsa(
+    tmp_path: Path,
+    keys: list[Path],
+    *,
+    digest: str = DIGEST,
+    passed: bool = True,
+    time_verified: str | None = None,
+    name: str = "vsa.intoto.jsonl",
+    sign: bool = True,
+) -> Path:
     payload = verification_summary(
-        Subject("demo-1.0.tar.gz", {"sha256": digest}), passed, "file:release/demo-1.0.tar.gz",
+        Subject("demo-1.0.tar.gz", {"sha256": digest}),
+        passed,
+        "file:release/demo-1.0.tar.gz",
         [ResourceRef("file:release/demo.provenance.intoto.jsonl", {"sha256": "cd" * 32})],
         time_verified=time_verified,
     )
@@ -73,7 +83,11 @@ def test_encrypted_key_needs_its_passphrase(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "does not exist"), (b"not a key", "not a PEM"), (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "could not be loaded")],
+    [
+        (None, "does not exist"),
+        (b"not a key", "not a PEM"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "could not be loaded"),
+    ],
     ids=["missing", "garbage-public", "garbage-private"],
 )
 def test_bad_key_files_exit_2(tmp_path: Path, content: bytes | None, message: str) -> None:
@@ -114,16 +128,49 @@ def test_failure_messages(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     private, public = keypair
     bob = _other_key(tmp_path, "bob")
     ed448_pub = tmp_path / "ed448.pub"
-    ed448_pub.write_bytes(ed448.Ed448PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    ed448_pub.write_bytes(
+        ed448.Ed448PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     cases = {
-        "wrong key": (make_vsa(tmp_path, [private], name="a.jsonl"), [bob[1]], [], "no signature verifies with a trusted key"),
+        "wrong key": (
+            make_vsa(tmp_path, [private], name="a.jsonl"),
+            [bob[1]],
+            [],
+            "no signature verifies with a trusted key",
+        ),
         "missing signature": (make_vsa(tmp_path, [], name="b.jsonl", sign=False), [public], [], "carries no signature"),
-        "subject mismatch": (make_vsa(tmp_path, [private], digest="cd" * 32, name="c.jsonl"), [public], [], "subject digest mismatch"),
-        "failed result": (make_vsa(tmp_path, [private], passed=False, name="d.jsonl"), [public], [], "'FAILED', not PASSED"),
-        "too few signers": (make_vsa(tmp_path, [private], name="e.jsonl"), [public, bob[1]], ["--threshold", "2"], "too few distinct signers: 1"),
-        "expired": (make_vsa(tmp_path, [private], time_verified="2020-01-01T00:00:00Z", name="f.jsonl"), [public], ["--max-age-days", "30"], "summary expired"),
-        "unsupported algorithm": (make_vsa(tmp_path, [private], name="g.jsonl"), [ed448_pub], [], "algorithm not supported"),
+        "subject mismatch": (
+            make_vsa(tmp_path, [private], digest="cd" * 32, name="c.jsonl"),
+            [public],
+            [],
+            "subject digest mismatch",
+        ),
+        "failed result": (
+            make_vsa(tmp_path, [private], passed=False, name="d.jsonl"),
+            [public],
+            [],
+            "'FAILED', not PASSED",
+        ),
+        "too few signers": (
+            make_vsa(tmp_path, [private], name="e.jsonl"),
+            [public, bob[1]],
+            ["--threshold", "2"],
+            "too few distinct signers: 1",
+        ),
+        "expired": (
+            make_vsa(tmp_path, [private], time_verified="2020-01-01T00:00:00Z", name="f.jsonl"),
+            [public],
+            ["--max-age-days", "30"],
+            "summary expired",
+        ),
+        "unsupported algorithm": (
+            make_vsa(tmp_path, [private], name="g.jsonl"),
+            [ed448_pub],
+            [],
+            "algorithm not supported",
+        ),
     }
     for case, (vsa, keys, extra, message) in cases.items():
         args = ["attestation", "verify", str(vsa), "--digest", f"sha256:{DIGEST}", *extra]
@@ -138,13 +185,35 @@ def test_failure_messages(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
 def test_two_distinct_signers_meet_a_threshold_of_two(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     bob = _other_key(tmp_path, "bob")
     vsa = make_vsa(tmp_path, [keypair[0], bob[0]])
-    code, output = invoke("attestation", "verify", str(vsa), "--key", str(keypair[1]), "--key", str(bob[1]),
-                          "--digest", f"sha256:{DIGEST}", "--threshold", "2")
+    code, output = invoke(
+        "attestation",
+        "verify",
+        str(vsa),
+        "--key",
+        str(keypair[1]),
+        "--key",
+        str(bob[1]),
+        "--digest",
+        f"sha256:{DIGEST}",
+        "--threshold",
+        "2",
+    )
     assert code == 0, output
     # the same key twice is one signer
     twice = make_vsa(tmp_path, [keypair[0], keypair[0]], name="twice.jsonl")
-    code, output = invoke("attestation", "verify", str(twice), "--key", str(keypair[1]), "--key", str(keypair[1]),
-                          "--digest", f"sha256:{DIGEST}", "--threshold", "2")
+    code, output = invoke(
+        "attestation",
+        "verify",
+        str(twice),
+        "--key",
+        str(keypair[1]),
+        "--key",
+        str(keypair[1]),
+        "--digest",
+        f"sha256:{DIGEST}",
+        "--threshold",
+        "2",
+    )
     assert code == 1 and "too few distinct signers" in output
 
 
@@ -173,8 +242,19 @@ def test_verify_needs_an_artifact_or_digest(tmp_path: Path, keypair: tuple[Path,
 
 def test_the_slsa_verifier_vsa_vector_through_the_cli() -> None:
     d = VECTORS / "slsa-verifier/vsa/gce/v1"
-    result = runner.invoke(app, ["attestation", "verify", str(d / "gke-gce-pre.bcid-vsa.jsonl"), "--key",
-                                 str(d / "vsa_signing_public_key.pem"), "--digest", f"sha256:{DIGEST}", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "attestation",
+            "verify",
+            str(d / "gke-gce-pre.bcid-vsa.jsonl"),
+            "--key",
+            str(d / "vsa_signing_public_key.pem"),
+            "--digest",
+            f"sha256:{DIGEST}",
+            "--json",
+        ],
+    )
     # the signature verifies; its subject is a gce_image_id, not our digest
     doc = json.loads(result.stdout)
     assert result.exit_code == 1
@@ -187,5 +267,7 @@ def test_show_decodes_without_verifying(tmp_path: Path, keypair: tuple[Path, Pat
     doc = json.loads(result.stdout)
     assert result.exit_code == 0 and doc["verified"] is False
     assert doc["envelopes"][0]["statement"]["predicateType"] == uris.SLSA_VSA_V1
-    result = runner.invoke(app, ["attestation", "show", str(VECTORS / "slsa-verifier/bcr/rules_lint-v1.3.1.tar.gz.intoto.jsonl")])
+    result = runner.invoke(
+        app, ["attestation", "show", str(VECTORS / "slsa-verifier/bcr/rules_lint-v1.3.1.tar.gz.intoto.jsonl")]
+    )
     assert result.exit_code == 0 and "not verified" in result.output and "rules_lint" in result.output

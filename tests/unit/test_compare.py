@@ -20,7 +20,7 @@ from compare.explain import explain_files
 from compare.report import compare_artifacts
 from compare.verdict import compare_files, compare_sets
 from rebuild.cli import app
-from tests.archives import gz, make_ar, make_deb, make_zip, tar_bytes
+from tests.archives import gz, make_deb, make_zip, tar_bytes
 
 FILES = [("pkg/__init__.py", b"VERSION = '1.0'\n"), ("pkg/core.py", b"def f():\n    return 1\n" * 20)]
 runner = CliRunner()
@@ -209,13 +209,15 @@ def test_real_debs_built_by_dpkg_deb_with_a_changed_file(tmp_path: Path) -> None
         root = tmp_path / f"root-{version}"
         (root / "DEBIAN").mkdir(parents=True)
         (root / "DEBIAN" / "control").write_text(
-            "Package: demo\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: d\n")
+            "Package: demo\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: d\n"
+        )
         (root / "usr/share/demo").mkdir(parents=True)
         (root / "usr/share/demo/greeting").write_text(text)
         deb = tmp_path / f"{version}.deb"
         env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
-        subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True,
-                       capture_output=True, env=env)
+        subprocess.run(
+            ["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True, capture_output=True, env=env
+        )
         debs.append(deb)
     e = compare_artifacts(*debs).explanation
     assert e is not None and e.kind == "content"
@@ -249,7 +251,9 @@ def test_diffoscope_timeout_kills_it(tmp_path: Path) -> None:
     assert out.stdout.strip() == ""
 
 
-def test_missing_or_crashing_diffoscope_degrades_only_the_explanation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_or_crashing_diffoscope_degrades_only_the_explanation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = pair(tmp_path, "content")
     crasher = write(tmp_path / "diffoscope-crash", b"#!/bin/sh\necho boom >&2\nexit 2\n")
     crasher.chmod(0o755)

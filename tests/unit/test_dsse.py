@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,8 +60,11 @@ VECTOR_CASES = [
 @pytest.mark.parametrize("part", ["payload", "sig", "payloadType"])
 def test_one_byte_change_to_a_vector_fails(envelope_file: str, key_file: str, part: str, tmp_path: Path) -> None:
     key = load_public_key(VECTORS / key_file)
-    doc = json.loads((VECTORS / envelope_file).read_text().splitlines()[0] if envelope_file.endswith("l")
-                     else (VECTORS / envelope_file).read_text())
+    doc = json.loads(
+        (VECTORS / envelope_file).read_text().splitlines()[0]
+        if envelope_file.endswith("l")
+        else (VECTORS / envelope_file).read_text()
+    )
     if part == "payloadType":
         doc["payloadType"] = doc["payloadType"][:-1] + chr(ord(doc["payloadType"][-1]) ^ 1)
     else:
@@ -88,7 +91,9 @@ def test_keyid_is_not_trusted() -> None:
     """A signature claiming a trusted keyid but made by another key fails; a wrong keyid on a good one passes."""
     trusted, other = fixed_key(), fixed_key(bytes(32))
     forged = dsse.sign(b"x", [other])
-    forged = dsse.Envelope(forged.payload_type, forged.payload, (dsse.Signature(forged.signatures[0].sig, trusted.keyid),))
+    forged = dsse.Envelope(
+        forged.payload_type, forged.payload, (dsse.Signature(forged.signatures[0].sig, trusted.keyid),)
+    )
     assert dsse.verify(forged, [public(trusted)]).signers == ()
     good = dsse.sign(b"x", [trusted])
     mislabelled = dsse.Envelope(good.payload_type, good.payload, (dsse.Signature(good.signatures[0].sig, "nonsense"),))
@@ -136,6 +141,7 @@ def test_securesystemslib_envelopes_verify_here() -> None:
         crypto_pub = pub._crypto_key() if hasattr(pub, "_crypto_key") else None
         if crypto_pub is None:
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
             crypto_pub = load_pem_public_key(pub.keyval["public"].encode())
         verified = dsse.verify(ours, [PublicKey(crypto_pub, key_id(crypto_pub), "sslib")])
         assert verified.payload == b"payload from sslib" and verified.signers

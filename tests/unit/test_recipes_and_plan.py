@@ -1,0 +1,180 @@
+"""Recipes (schema-validated), plans (round-trip through provenance), and source packing."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from rebuild.errors import PlanError, RecipeError
+from rebuild.image import ImageSpec, require_pinned
+from rebuild.plan import (
+    BuildPlan,
+    Environment,
+    ImageRef,
+    Inference,
+    Input,
+    Output,
+    RecipeRef,
+    Source,
+    plan_from_provenance,
+)
+from rebuild.recipes import RecipeBook, bundled_recipes_dir, load_recipe_file
+from rebuild.source import pack_tree, read_settings
+from rebuild.statements import parse_statement, rebuild_provenance
+from tests.conftest import ROOT
+
+SCHEMA = json.loads((ROOT / "recipes" / "recipe.schema.json").read_text())
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_bundled_recipe_is_valid(path: Path) -> None:
+    jsonschema.validate(tomllib.loads(path.read_text()), SCHEMA)
+    recipe = load_recipe_file(path)
+    assert recipe.name == path.stem and len(recipe.sha256) == 64
+
+
+def test_the_installed_package_finds_its_recipes() -> None:
+    assert {"command", "python-wheel"} <= set(RecipeBook().names())
+    assert (bundled_recipes_dir() / "recipe.schema.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name = 'x'", "'schema' is a required property"),
+        (
+            "schema = 1\nname='x'\nversion='1'\ndescription='d'\nbuild_types=['https://x']\nsteps=['a']\n"
+            "[image]\nname='i'\nsuite='bookworm'\npackages=[]\nepoch=0\n",
+            "does not match",
+        ),
+        (
+            "schema = 1\nname='x'\nversion='1.0.0'\ndescription='d'\nbuild_types=['https://x']\nsteps=['{{nope}}']\n"
+            "[image]\nname='i'\nsuite='bookworm'\npackages=[]\nepoch=0\n",
+            "undeclared parameters nope",
+        ),
+        ("not toml [", "recipe"),
+    ],
+    ids=["missing-fields", "bad-version", "undeclared-parameter", "not-toml"],
+)
+def test_invalid_recipes_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=message):
+        load_recipe_file(path)
+
+
+def test_user_recipes_come_first_and_parameters_are_checked(tmp_path: Path) -> None:
+    original = (ROOT / "recipes" / "command.toml").read_text()
+    (tmp_path / "command.toml").write_text(original.replace('version = "1.0.0"', 'version = "9.9.9"'))
+    book = RecipeBook([tmp_path])
+    recipe = book.get("command")
+    assert recipe.version == "9.9.9"
+    with pytest.raises(RecipeError, match="needs parameter 'command'"):
+        recipe.render_steps({"outputs": "x"}, "/build")
+    with pytest.raises(RecipeError, match="has no parameter bogus"):
+        recipe.render_steps({"command": "make", "outputs": "x", "bogus": "1"}, "/build")
+    steps = recipe.render_steps({"command": "make dist", "outputs": "a.tgz"}, "/build")
+    assert "make dist" in steps and not any("{{" in s for s in steps)
+    with pytest.raises(RecipeError, match="no recipe named 'nope'"):
+        book.get("nope")
+
+
+def test_image_references_must_be_pinned() -> None:
+    assert require_pinned("sha256:" + "a" * 64)
+    assert require_pinned("docker.io/library/debian@sha256:" + "b" * 64)
+    for bad in ("debian:bookworm", "debian", "debian@sha256:short"):
+        with pytest.raises(PlanError, match="not pinned by digest"):
+            require_pinned(bad)
+
+
+def test_image_spec_key_ignores_package_order() -> None:
+    a = ImageSpec("x", ("b", "a"))
+    assert a.key == ImageSpec("x", ("a", "b")).key != ImageSpec("x", ("a", "b", "c")).key
+
+
+PLAN = BuildPlan(
+    source=Source("demo-source.tar", "11" * 32, "tarball"),
+    recipe=RecipeRef("command", "1.0.0", "22" * 32),
+    parameters={"command": "make dist", "outputs": "demo.tgz", "source_strip": "0"},
+    image=ImageRef(
+        "rebuild-builder-debian-build:abc", "sha256:" + "33" * 32, ImageSpec("debian-build", ("make",)).as_dict()
+    ),
+    inputs=(Input("wheelhouse", "flit_core-3.9.0-py3-none-any.whl", "https://example.org/f.whl", "44" * 32),),
+    environment=Environment(1700000000),
+    steps=("tar -xf /inputs/source/source.tar", "make dist"),
+    outputs=(Output("demo.tgz", "55" * 32),),
+    inferences=(Inference("SOURCE_DATE_EPOCH", "1700000000", "the last git commit's time"),),
+)
+
+
+def _provenance(plan: BuildPlan) -> bytes:
+    return rebuild_provenance(
+        plan.subjects(),
+        plan.external_parameters(),
+        plan.resolved_dependencies(),
+        "id",
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:01Z",
+    )
+
+
+def test_plan_round_trips_through_provenance() -> None:
+    assert plan_from_provenance(parse_statement(_provenance(PLAN))) == PLAN
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "buildDefinition.externalParameters.steps",
+        "buildDefinition.externalParameters.environment",
+        "buildDefinition.externalParameters.source",
+        "buildDefinition.buildType",
+    ],
+)
+def test_a_missing_field_is_named(path: str) -> None:
+    doc = json.loads(_provenance(PLAN))
+    holder = doc["predicate"]
+    *parents, last = path.split(".")
+    for p in parents:
+        holder = holder[p]
+    del holder[last]
+    with pytest.raises(PlanError, match=f"missing field '{path.removeprefix('buildDefinition.externalParameters.')}"):
+        plan_from_provenance(parse_statement(json.dumps(doc).encode()))
+
+
+def test_a_missing_dependency_is_named() -> None:
+    doc = json.loads(_provenance(PLAN))
+    deps = doc["predicate"]["buildDefinition"]["resolvedDependencies"]
+    doc["predicate"]["buildDefinition"]["resolvedDependencies"] = [d for d in deps if d["name"] != "builder-image"]
+    with pytest.raises(PlanError, match="resolvedDependencies entry 'builder-image'"):
+        plan_from_provenance(parse_statement(json.dumps(doc).encode()))
+
+
+def test_source_packing_is_deterministic_and_skips_vcs(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        tree = tmp_path / name
+        (tree / "src").mkdir(parents=True)
+        (tree / ".git").mkdir()
+        (tree / ".git" / "HEAD").write_text("ref")
+        (tree / "src" / "x.c").write_text("int x;\n")
+        (tree / "run.sh").write_text("#!/bin/sh\n")
+        (tree / "run.sh").chmod(0o755)
+    import os
+
+    os.utime(tmp_path / "b" / "src" / "x.c", (1, 1))
+    one, two = pack_tree(tmp_path / "a", 1700000000), pack_tree(tmp_path / "b", 1700000000)
+    assert one == two
+    assert b".git" not in one and b"run.sh" in one
+    assert pack_tree(tmp_path / "a", 1700000001) != one
+
+
+def test_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "rebuild.toml").write_text(
+        '[build]\nrecipe = "command"\nsource_date_epoch = 5\n[build.parameters]\ncommand = "make"\n'
+    )
+    s = read_settings(tmp_path)
+    assert (s.recipe, s.source_date_epoch, s.parameters) == ("command", 5, {"command": "make"})
