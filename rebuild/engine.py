@@ -14,8 +14,11 @@ START_HINT = (
 )
 
 
-def connect(timeout: int = 30) -> Any:
+def connect(timeout: int = 300) -> Any:
     """Return a docker client whose engine has answered a ping.
+
+    The timeout is per API call; it is long because ``docker load`` of a
+    builder image moves half a gigabyte. A down engine fails at once anyway.
 
     Raises:
         DockerUnavailableError: the SDK is missing or no engine answers.

@@ -363,6 +363,7 @@ def verify_provenance(
 ) -> VerifyReport:
     """Rebuild what ``provenance`` describes, compare with the published artifacts, attest the verdict."""
     stages = Stages(progress)
+    started = statements.now_rfc3339()
     with stages.stage("resolve", f"reading {provenance}"):
         plan, signature_status = resolve_provenance(provenance, provenance_keys)
         _check_recipe(plan, book)
@@ -414,6 +415,7 @@ def verify_provenance(
                 signer,
                 verifier_id,
                 result,
+                started,
             )
     report = VerifyReport(
         reproduced,
@@ -471,6 +473,7 @@ def _attest(
     signer: Signer,
     verifier_id: str,
     result: RunResult,
+    started_on: str,
 ) -> Path:
     original = ResourceRef(provenance.name, {"sha256": sha256_file(provenance)}, name="original-provenance")
     envelopes = []
@@ -482,7 +485,7 @@ def _attest(
             plan.external_parameters(),
             deps,
             invocation_id=str(uuid.uuid4()),
-            started_on=statements.now_rfc3339(),
+            started_on=started_on,
             finished_on=statements.now_rfc3339(),
         )
         envelopes.append(_sign(payload, signer))
