@@ -224,10 +224,6 @@ def _read_tar_stream(stream: IO[bytes], archive: Archive, budget: Budget, depth:
                 )
 
 
-def _read_tar(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> None:
-    _read_tar_stream(data, archive, budget, depth)
-
-
 def _read_compressed(
     opener: Callable[[IO[bytes]], IO[bytes]], header: Callable[[IO[bytes]], dict[str, Any]]
 ) -> Callable[[IO[bytes], Archive, Budget, int], None]:
@@ -344,5 +340,5 @@ READERS: dict[str, Callable[[IO[bytes], Archive, Budget, int], None]] = {
     "xz": _read_compressed(lambda d: lzma.LZMAFile(d), _no_header),  # noqa: SIM115 - closed with the archive
     "bzip2": _read_compressed(lambda d: bz2.BZ2File(d), _no_header),
     "zstd": _read_compressed(_zstd_open, _no_header),
-    "tar": _read_tar,
+    "tar": _read_tar_stream,
 }

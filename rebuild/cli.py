@@ -222,11 +222,7 @@ def build(
 ) -> None:
     """Build a release hermetically and write its provenance (for release teams)."""
     from rebuild.pipeline import build_release
-    from rebuild.wheelhouse import build_requirements, resolve_wheelhouse
-
-    def resolver(tree: Path) -> Any:
-        requirements, _inferred = build_requirements(tree)
-        return resolve_wheelhouse(requirements, index_url)
+    from rebuild.wheelhouse import wheelhouse_for
 
     with errors_to_exit(ctx):
         signer = _signer(key)
@@ -239,7 +235,7 @@ def build(
             parameters=_params(param),
             source_date_epoch=source_date_epoch,
             signer=signer,
-            requirements_resolver=resolver,
+            requirements_resolver=lambda tree: wheelhouse_for(tree, index_url),
             progress=_progress(as_json),
         )
     if as_json:

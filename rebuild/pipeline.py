@@ -8,6 +8,7 @@ build). Where the verdict is decided: ``_decide`` below, from bytes only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -200,7 +201,7 @@ def build_release(
     parameters: Mapping[str, str] | None = None,
     source_date_epoch: int | None = None,
     signer: Signer | None = None,
-    requirements_resolver: Callable[[Path], tuple[Input, ...]] | None = None,
+    requirements_resolver: Callable[[Path], tuple[tuple[Input, ...], tuple[Inference, ...]]] | None = None,
     progress: Progress = lambda s, m: None,
 ) -> BuildReport:
     """Build ``tree`` hermetically; write the artifacts, the source archive and the provenance into ``out_dir``."""
@@ -228,7 +229,8 @@ def build_release(
         if "wheelhouse" in recipe.input_groups:
             if requirements_resolver is None:
                 raise RecipeError(f"recipe {recipe.name} needs a wheelhouse and no resolver was given")
-            inputs = requirements_resolver(tree)
+            inputs, inferred = requirements_resolver(tree)
+            inferences.extend(inferred)
     with stages.stage("image", f"builder image {recipe.image.tag}"):
         image = engine.images.ensure(recipe.image)
     plan = BuildPlan(
@@ -251,7 +253,7 @@ def build_release(
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
             artifacts[rel] = sha256_file(dest)
-    plan = BuildPlan(**{**plan.__dict__, "outputs": tuple(Output(n, s) for n, s in artifacts.items())})
+    plan = dataclasses.replace(plan, outputs=tuple(Output(n, s) for n, s in artifacts.items()))
     with stages.stage("attest", "writing the provenance"):
         payload = statements.rebuild_provenance(
             plan.subjects(),

@@ -91,3 +91,9 @@ def resolve_wheelhouse(requirements: list[str], index_url: str = DEFAULT_INDEX) 
             raise FetchError(f"pip's resolver gave no URL and sha256 for {item.get('metadata', {}).get('name')}")
         inputs.append(Input("wheelhouse", url.rsplit("/", 1)[-1].split("#")[0], url, sha))
     return tuple(sorted(inputs, key=lambda i: i.filename))
+
+
+def wheelhouse_for(tree: Path, index_url: str = DEFAULT_INDEX) -> tuple[tuple[Input, ...], tuple[Inference, ...]]:
+    """The wheelhouse a tree's build needs, and what was inferred to choose it (recorded in the plan)."""
+    requirements, inferred = build_requirements(tree)
+    return resolve_wheelhouse(requirements, index_url), (inferred,) if inferred else ()

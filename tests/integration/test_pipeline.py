@@ -221,3 +221,62 @@ def test_python_wheel_recipe_and_timestamp_classification(tmp_path: Path) -> Non
     assert r.returncode == 1
     explanation = json.loads(r.stdout)["comparisons"][0]["explanation"]
     assert explanation["classification"] == "timestamps only", explanation
+
+
+def test_provenance_signature_is_checked_with_the_given_key(
+    hello_release: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    good = rebuild(
+        "verify",
+        str(provenance_of(hello_release)),
+        "--provenance-key",
+        str(keys[1]),
+        "--out",
+        str(tmp_path / "a"),
+        "--json",
+    )
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["provenance_signature"] == "verified"
+    assert rebuild("key", "generate", "--out", str(tmp_path / "other")).returncode == 0
+    bad = rebuild(
+        "verify",
+        str(provenance_of(hello_release)),
+        "--provenance-key",
+        str(tmp_path / "other.pub"),
+        "--out",
+        str(tmp_path / "b"),
+    )
+    assert bad.returncode == 2
+    assert "provenance signature does not verify" in bad.stderr
+
+
+@pytest.mark.network
+def test_legacy_setup_py_project_records_the_inferred_build_requirements(tmp_path: Path) -> None:
+    tree = tmp_path / "legacy"
+    (tree / "legacy").mkdir(parents=True)
+    (tree / "legacy" / "__init__.py").write_text("VALUE = 1\n")
+    (tree / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='legacy', version='0.1', packages=['legacy'])\n"
+    )
+    r = rebuild(
+        "build",
+        str(tree),
+        "--recipe",
+        "python-wheel",
+        "--source-date-epoch",
+        "1700000000",
+        "--out",
+        str(tmp_path / "release"),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    inferences = json.loads(r.stdout)["plan"]["inferences"]
+    assert {
+        "field": "build-system.requires",
+        "value": "setuptools>=40.8.0, wheel",
+        "reason": "no pyproject.toml: pip's default for setup.py projects",
+    } in inferences
+    (provenance,) = (tmp_path / "release").glob("*.provenance.intoto.jsonl")
+    v = rebuild("verify", str(provenance), "--out", str(tmp_path / "v"), "--json")
+    assert v.returncode == 0, v.stderr + v.stdout
+    assert json.loads(v.stdout)["inferences"] == inferences

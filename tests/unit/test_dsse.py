@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -137,12 +138,13 @@ def test_securesystemslib_envelopes_verify_here() -> None:
         env = SslEnvelope(payload=b"payload from sslib", payload_type=dsse.INTOTO_PAYLOAD_TYPE, signatures={})
         env.sign(signer)
         ours = dsse.Envelope.from_dict(env.to_dict())
-        pub = signer.public_key  # an SSlibKey
-        crypto_pub = pub._crypto_key() if hasattr(pub, "_crypto_key") else None
-        if crypto_pub is None:
-            from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-            crypto_pub = load_pem_public_key(pub.keyval["public"].encode())
+        # the public key as securesystemslib publishes it: raw hex for ed25519, PEM for ecdsa
+        public = signer.public_key.keyval["public"]
+        crypto_pub = (
+            ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+            if signer.public_key.keytype == "ed25519"
+            else load_pem_public_key(public.encode())
+        )
         verified = dsse.verify(ours, [PublicKey(crypto_pub, key_id(crypto_pub), "sslib")])
         assert verified.payload == b"payload from sslib" and verified.signers
 
