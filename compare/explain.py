@@ -4,7 +4,7 @@ The explanation never decides the verdict (bytes do, in ``verdict.py``); it
 says what a maintainer should look at. Member metadata fields map to
 categories a person can act on (timestamps, permissions, ownership, member
 order, compression, zip metadata); the whole difference is then classified,
-e.g. "timestamps only", "member order only", or "content of 2 members".
+e.g. "content identical, timestamps differ" or "content of 2 members".
 """
 
 from __future__ import annotations
@@ -180,9 +180,8 @@ def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b
         return "content", text, tuple(cats)
     if not cats:
         return "unknown", "bytes differ but no member does (archive container bytes only)", ("container bytes",)
-    if len(cats) == 1:
-        return "metadata-only", f"{cats[0]} only", tuple(cats)
-    return "metadata-only", f"{', '.join(cats[:-1])} and {cats[-1]} only", tuple(cats)
+    what = cats[0] if len(cats) == 1 else f"{', '.join(cats[:-1])} and {cats[-1]}"
+    return "metadata-only", f"content identical, {what} differ", tuple(cats)
 
 
 def explain_files(

@@ -247,10 +247,42 @@ def build(
     out.print(f"source     {report.source_archive}")
 
 
+def _engine_with(cache_dir: Path | None, timeout: float, mirrors: dict[str, str]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(_engine(cache_dir, timeout), git_mirrors=mirrors)
+
+
+def _targets(targets: list[str] | None, from_file: Path | None) -> list[str]:
+    from rebuild.errors import InputError
+
+    found = list(targets or [])
+    if from_file is not None:
+        try:
+            lines = from_file.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read --from {from_file}: {e}") from e
+        found += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    if not found:
+        raise InputError(
+            "nothing to verify", "give a provenance file, pypi:NAME==VERSION, deb:SOURCE=VERSION or --from"
+        )
+    return found
+
+
+def _slug(target: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", Path(target).name if Path(target).exists() else target).strip("_")
+
+
 @app.command()
 def verify(
     ctx: typer.Context,
-    provenance: Path = typer.Argument(..., help="The provenance of the release (.intoto.jsonl or other wrappers)."),
+    targets: list[str] = typer.Argument(
+        None, help="Provenance file(s) (any wrapper), .buildinfo files, pypi:NAME[==VERSION], deb:SOURCE=VERSION."
+    ),
+    from_file: Path | None = typer.Option(None, "--from", help="Read more targets from a file, one per line."),
     artifact: list[Path] = typer.Option(
         None, "--artifact", help="A published artifact (default: beside the provenance)."
     ),
@@ -262,55 +294,219 @@ def verify(
     verifier_id: str = typer.Option(
         "https://rebuild-verifier.dev/verifier/v1", "--verifier-id", help="Who you are, as written in the summaries."
     ),
+    index_url: str = typer.Option("https://pypi.org/simple", "--index-url", help="The Python package index."),
+    git_mirror: list[str] = typer.Option(
+        None, "--git-mirror", help="FROM=TO: fetch git repositories under FROM from TO instead (repeatable)."
+    ),
+    archive: str = typer.Option(
+        "http://deb.debian.org/debian", "--archive", help="The Debian archive (a snapshot URL for old versions)."
+    ),
+    allow_newer_build_deps: bool = typer.Option(
+        False, "--allow-newer-build-deps", help="Debian: use the archive's versions where recorded ones are gone."
+    ),
     timeout: float = TimeoutOpt,
     cache_dir: Path | None = CacheOpt,
     recipes: Path | None = RecipesOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Rebuild from provenance, compare byte for byte, attest. Exit 0 reproduced, 1 not, 2 bad input, 3 unknown."""
+    """Rebuild, compare byte for byte, attest. Exit 0 reproduced, 1 not, 2 bad input, 3 could not rebuild.
+
+    With several targets (or --from), each gets its own directory under --out, one failure does not stop
+    the others, a summary table follows, and the exit code is the highest of theirs.
+    """
+    from rebuild.adapters import ResolveContext, resolve
+    from rebuild.cache import BlobCache
+    from rebuild.gitsource import parse_mirrors
     from rebuild.keys import load_public_key
-    from rebuild.pipeline import verify_provenance
+    from rebuild.pipeline import Stages, verify_resolution
 
     with errors_to_exit(ctx):
+        all_targets = _targets(targets, from_file)
         signer = _signer(key)
         trusted = [load_public_key(k) for k in provenance_key or []]
-        report = verify_provenance(
-            provenance,
-            out_dir,
-            _engine(cache_dir, timeout),
-            _book(recipes),
+        mirrors = parse_mirrors(git_mirror or [])
+        engine = _engine_with(cache_dir, timeout, mirrors)
+        book = _book(recipes)
+    batch = len(all_targets) > 1
+    progress = _progress(as_json)
+
+    def run(target: str) -> Any:
+        target_out = out_dir / _slug(target) if batch else out_dir
+        stages = Stages(progress)
+        resolve_ctx = ResolveContext(
+            cache=BlobCache(_cache(cache_dir)),
+            book=book,
+            work_dir=target_out,
             artifacts=artifact or [],
+            provenance_keys=trusted,
+            index_url=index_url,
+            git_mirrors=mirrors,
+            archive=archive,
+            allow_newer_build_deps=allow_newer_build_deps,
+            progress=progress,
+        )
+        with stages.stage("resolve", f"resolving {target}"):
+            resolution = resolve(target, resolve_ctx)
+        return verify_resolution(
+            resolution,
+            target_out,
+            engine,
+            book,
             signer=signer,
             attest_failures=attest_failures,
-            provenance_keys=trusted,
             diffoscope=not no_diffoscope,
             verifier_id=verifier_id,
-            progress=_progress(as_json),
+            progress=progress,
+            stages=stages,
         )
-    if as_json:
-        print_json(report.as_dict())
-    else:
-        out.print(f"provenance {report.provenance} ({report.provenance_signature})")
-        for inference in report.plan.inferences:
-            out.print(f"  inferred {inference.field} = {inference.value} ({inference.reason})")
-        for c in report.comparisons:
-            render_comparison(c)
-        for note in report.notes:
-            out.print(f"[yellow]note:[/] {note}")
-        if report.reproduced:
-            out.print("[bold green]REPRODUCED[/] bit for bit")
+
+    if not batch:
+        with errors_to_exit(ctx):
+            report = run(all_targets[0])
+        if as_json:
+            print_json(report.as_dict())
         else:
-            out.print(f"[bold red]NOT REPRODUCED[/]; report: {report.report.parent / 'compare-report.json'}")
-        if report.attestation:
-            out.print(f"attestation {report.attestation}")
-        elif report.reproduced:
-            out.print("[yellow]no --key given: nothing was attested[/]")
-        timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
-        out.print(
-            f"[dim]{timings}; fetched {len(report.fetched)}, from cache {len(report.cached)}, "
-            f"image {'built' if report.image_built else 'present'}[/]"
+            render_verify(report)
+        raise typer.Exit(0 if report.reproduced else 1)
+    rows = [_batch_row(ctx, target, run) for target in all_targets]
+    if as_json:
+        print_json({"results": rows})
+    else:
+        render_batch(rows)
+    raise typer.Exit(max(row["exit_code"] for row in rows))
+
+
+def _batch_row(ctx: typer.Context, target: str, run: Any) -> dict[str, Any]:
+    """One target of a batch: its verdict, or why it could not be rebuilt (never a crash)."""
+    import time
+
+    from compare.errors import CompareError
+
+    progress = _progress(False)
+    progress("target", f"[bold]{target}[/]")
+    started = time.monotonic()
+    row: dict[str, Any] = {"target": target}
+    try:
+        report = run(target)
+    except (Error, CompareError) as e:
+        if _verbose(ctx):
+            traceback.print_exc()
+        row.update(verdict="could not rebuild", detail=e.message, exit_code=e.exit_code, attempts=0)
+    except Exception as e:  # a bug in one target must not lose the others' results
+        if _verbose(ctx):
+            traceback.print_exc()
+        row.update(verdict="could not rebuild", detail=f"internal error: {type(e).__name__}: {e}", exit_code=3)
+        row["attempts"] = 0
+    else:
+        row.update(
+            verdict="reproduced" if report.reproduced else "not reproduced",
+            detail=report.attempts[-1].classification if report.attempts else "",
+            exit_code=0 if report.reproduced else 1,
+            attempts=len(report.attempts),
+            matched=next((a.label for a in report.attempts if a.reproduced), None),
+            report=str(report.report),
+            attestation=str(report.attestation) if report.attestation else None,
+            summary=report.resolution.summary,
         )
-    raise typer.Exit(0 if report.reproduced else 1)
+    row["seconds"] = round(time.monotonic() - started, 1)
+    return row
+
+
+def render_verify(report: Any) -> None:
+    out.print(f"provenance {report.provenance} ({report.provenance_signature})")
+    for inference in report.plan.inferences:
+        out.print(f"  inferred {inference.field} = {inference.value} ({inference.reason})")
+    if len(report.attempts) > 1 or (report.attempts and report.attempts[0].label != "as recorded"):
+        for number, attempt in enumerate(report.attempts, start=1):
+            mark = "[green]match[/]" if attempt.reproduced else f"[red]differs[/]: {attempt.classification}"
+            out.print(f"  attempt {number}: {attempt.label}: {mark} ({attempt.seconds:.1f}s)")
+    for c in report.comparisons:
+        render_comparison(c)
+    for note in report.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    if report.reproduced:
+        out.print("[bold green]REPRODUCED[/] bit for bit")
+    else:
+        out.print(f"[bold red]NOT REPRODUCED[/]; report: {report.report.parent / 'compare-report.json'}")
+    if report.attestation:
+        out.print(f"attestation {report.attestation}")
+    elif report.reproduced:
+        out.print("[yellow]no --key given: nothing was attested[/]")
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
+    out.print(
+        f"[dim]{timings}; fetched {len(report.fetched)}, from cache {len(report.cached)}, "
+        f"image {'built' if report.image_built else 'present'}[/]"
+    )
+
+
+def render_batch(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="rebuild verify")
+    for column in ("target", "verdict", "classification / reason", "attempts", "seconds"):
+        table.add_column(column)
+    colours = {"reproduced": "green", "not reproduced": "red", "could not rebuild": "yellow"}
+    for row in rows:
+        verdict = f"[{colours[row['verdict']]}]{row['verdict']}[/]"
+        table.add_row(row["target"], verdict, row["detail"], str(row["attempts"]), f"{row['seconds']:.1f}")
+    out.print(table)
+    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in colours}
+    out.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(rows)}")
+
+
+# --- provenance show -------------------------------------------------------------
+
+provenance_app = typer.Typer(no_args_is_help=True, help="Read provenance written by anyone.")
+app.add_typer(provenance_app, name="provenance")
+
+
+@provenance_app.command("show")
+def provenance_show(
+    ctx: typer.Context,
+    file: Path = typer.Argument(
+        ..., help="A provenance file in any wrapper (jsonl, DSSE, Sigstore bundle, npm, PEP 740)."
+    ),
+    provenance_key: list[Path] = typer.Option(None, "--provenance-key", help="Check signatures with this key."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print each statement's subjects, builder, buildType, source (repository + commit), and what would be rebuilt."""
+    from rebuild.adapters.provenance import read_statements
+    from rebuild.adapters.slsa import describe
+    from rebuild.errors import ProvenanceError
+    from rebuild.keys import load_public_key
+
+    with errors_to_exit(ctx):
+        keys = [load_public_key(k) for k in provenance_key or []]
+        found, problems = read_statements(file, keys)
+        if not found:
+            raise ProvenanceError(
+                f"{file} holds no readable in-toto statement ({problems[0] if problems else 'empty'})"
+            )
+        docs = [describe(f) for f in found]
+    if as_json:
+        print_json({"file": str(file), "statements": docs, "problems": problems})
+        return
+    for doc in docs:
+        out.print(f"[bold]{doc['where']}[/] ({doc['wrapper']}): {doc['predicateType']}")
+        out.print(f"  signature   {doc['signature']}")
+        for s in doc["subjects"]:
+            digests = ", ".join(f"{k}:{v[:16]}..." for k, v in sorted(s["digest"].items()))
+            out.print(f"  subject     {s['name']}  {digests}")
+        for field, label in (("builder", "builder"), ("buildType", "buildType"), ("invocation", "invocation")):
+            if doc.get(field):
+                out.print(f"  {label:<11} {doc[field]}")
+        source = doc.get("source")
+        if source:
+            where = source.get("repository") or source.get("uri")
+            ref = f" ({source['ref']})" if source.get("ref") else ""
+            out.print(f"  source      {where}{ref} at commit {source.get('commit') or '?'}")
+        elif "source" in doc:
+            out.print("  source      [yellow]none recorded[/]")
+        rebuild = doc.get("rebuild", {})
+        if rebuild.get("possible", True) and rebuild.get("recipe"):
+            out.print(f"  rebuild     recipe {rebuild['recipe']} -> {', '.join(rebuild.get('outputs', []))}")
+        elif rebuild:
+            out.print(f"  rebuild     [yellow]not possible:[/] {rebuild.get('reason')}")
+    for problem in problems:
+        out.print(f"[yellow]unreadable:[/] {problem}")
 
 
 # --- compare -------------------------------------------------------------------

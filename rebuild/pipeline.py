@@ -25,11 +25,12 @@ from compare.digest import sha256_bytes, sha256_file
 from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild import dsse, statements, uris
 from rebuild.cache import BlobCache
-from rebuild.envelopes import read_envelopes, write_jsonl
-from rebuild.errors import InputError, PlanError, ProvenanceError, RecipeError, SandboxError
+from rebuild.envelopes import write_jsonl
+from rebuild.errors import InputError, PlanError, RecipeError, SandboxError
 from rebuild.fetch import Fetcher
+from rebuild.gitsource import export_commit
 from rebuild.image import BuilderImage, ImageSpec
-from rebuild.keys import PublicKey, Signer
+from rebuild.keys import Signer
 from rebuild.plan import (
     BuildPlan,
     Environment,
@@ -39,12 +40,12 @@ from rebuild.plan import (
     Output,
     RecipeRef,
     Source,
-    plan_from_provenance,
 )
 from rebuild.recipes import RecipeBook
+from rebuild.resolution import Resolution
 from rebuild.sandbox import BuildRequest, BuildResult, Limits, Mount, Sandbox, safe_output_name
 from rebuild.source import default_epoch, pack_tree, read_settings
-from rebuild.statements import ResourceRef, Subject, parse_statement
+from rebuild.statements import ResourceRef, Subject
 
 Progress = Callable[[str, str], None]
 
@@ -79,6 +80,7 @@ class Engine:
     images: Images
     cache: BlobCache
     limits: Limits = field(default_factory=Limits)
+    git_mirrors: Mapping[str, str] = field(default_factory=dict)  # URL prefix -> replacement
 
 
 @dataclass
@@ -88,6 +90,7 @@ class RunResult:
     image: BuilderImage
     fetched: list[str]
     cached: list[str]
+    source_sha256: str = ""  # for a git source: the sha256 of the tree exported at the commit
 
 
 # --- shared: fetch -> image -> build --------------------------------------------
@@ -99,14 +102,20 @@ def run_plan(
     fetcher = Fetcher(engine.cache, base_dir)
     inputs_root = work / "inputs"
     with stages.stage("fetch", f"fetching {1 + len(plan.inputs)} input(s), each checked against its sha256"):
-        source = fetcher.fetch(plan.source.uri, plan.source.sha256, "source")
+        source_sha = ""
+        if plan.source.kind == "git":
+            source, source_sha = export_commit(
+                plan.source.uri, plan.source.commit, engine.cache.root / "git", engine.git_mirrors, stages.progress
+            )
+        else:
+            source = fetcher.fetch(plan.source.uri, plan.source.sha256, "source")
         _place(source, inputs_root / "source" / "source.tar")
         for item in plan.inputs:
             path = fetcher.fetch(item.uri, item.sha256, f"input {item.group}/{item.filename}")
             _place(path, inputs_root / item.group / safe_output_name(item.filename).name)
-    with stages.stage("image", f"builder image {plan.image.digest[:19]}..."):
+    with stages.stage("image", f"builder image {plan.image.digest[:19] or plan.image.reference}"):
         if plan.image.spec:
-            image = engine.images.ensure(_spec(plan.image.spec), expected_digest=plan.image.digest)
+            image = engine.images.ensure(_spec(plan.image.spec), expected_digest=plan.image.digest or None)
         else:
             image = engine.images.pull_pinned(plan.image.reference)
     mounts = tuple(Mount(d, f"/inputs/{d.name}") for d in sorted(inputs_root.iterdir()))
@@ -133,13 +142,16 @@ def run_plan(
     expected = [o.name for o in plan.outputs]
     missing = [name for name in expected if name not in produced]
     if missing:
+        made = ", ".join(sorted(produced)) or "nothing"
         raise SandboxError(
-            f"the build did not produce {', '.join(missing)}", f"see the build log {log_path}", log=result.log
+            f"the build did not produce {', '.join(missing)} (it made: {made})",
+            f"see the build log {log_path}",
+            log=result.log,
         )
     if not produced:
         raise SandboxError("the build produced no output files", "the recipe's steps must write into /out")
     chosen = {name: produced[name] for name in expected} if expected else produced
-    return RunResult(chosen, result, image, fetcher.stats.fetched, fetcher.stats.cached)
+    return RunResult(chosen, result, image, fetcher.stats.fetched, fetcher.stats.cached, source_sha)
 
 
 def _place(blob: Path, dest: Path) -> None:
@@ -268,15 +280,26 @@ def build_release(
     return BuildReport(plan, artifacts, provenance, out_dir / source_name, signer is not None, stages.seconds)
 
 
-# --- verify: rebuild from provenance, compare, attest ---------------------------
+# --- verify: rebuild what a resolution describes, compare, attest ---------------
+
+
+@dataclass
+class AttemptRecord:
+    label: str
+    environment: dict[str, Any]
+    reproduced: bool
+    classification: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass
 class VerifyReport:
     reproduced: bool
     plan: BuildPlan
-    provenance: Path
-    provenance_signature: str
+    resolution: Resolution
     comparisons: list[ComparisonReport]
     published_matches_provenance: dict[str, bool]
     attestation: Path | None
@@ -286,13 +309,24 @@ class VerifyReport:
     cached: list[str]
     image_built: bool
     build_seconds: float
+    attempts: list[AttemptRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def provenance(self) -> Path:
+        return self.resolution.origin
+
+    @property
+    def provenance_signature(self) -> str:
+        return self.resolution.signature_status
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "target": self.resolution.target,
             "reproduced": self.reproduced,
             "provenance": str(self.provenance),
             "provenance_signature": self.provenance_signature,
+            "summary": self.resolution.summary,
             "artifacts": [c.as_dict() for c in self.comparisons],
             "published_matches_provenance": self.published_matches_provenance,
             "attestation": str(self.attestation) if self.attestation else None,
@@ -302,39 +336,11 @@ class VerifyReport:
             "fetched": self.fetched,
             "cached": self.cached,
             "image_built": self.image_built,
+            "attempts": [a.as_dict() for a in self.attempts],
             "inferences": [i.__dict__ for i in self.plan.inferences],
             "notes": self.notes,
             "plan": self.plan.external_parameters(),
         }
-
-
-def resolve_provenance(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[BuildPlan, str]:
-    """The plan in a provenance file, and what is known of its signature."""
-    found: list[tuple[BuildPlan, str]] = []
-    errors: list[str] = []
-    for loaded in read_envelopes(path):
-        try:
-            stmt = parse_statement(loaded.envelope.payload, loaded.origin)
-        except InputError as e:
-            errors.append(e.message)
-            continue
-        if stmt.predicate_type != uris.SLSA_PROVENANCE_V1:
-            continue
-        plan = plan_from_provenance(stmt)
-        if not loaded.envelope.signatures:
-            status = "unsigned"
-        elif keys:
-            status = "verified" if dsse.verify(loaded.envelope, keys).signers else "signature does NOT verify"
-        else:
-            status = "signed, not checked (no --provenance-key)"
-        found.append((plan, status))
-    if not found:
-        detail = f" ({errors[0]})" if errors else ""
-        raise ProvenanceError(f"{path} holds no SLSA provenance v1 statement{detail}")
-    plan, status = found[0]
-    if status == "signature does NOT verify":
-        raise ProvenanceError(f"{path}: the provenance signature does not verify with the given key(s)")
-    return plan, status
 
 
 def _check_recipe(plan: BuildPlan, book: RecipeBook) -> None:
@@ -349,56 +355,89 @@ def _check_recipe(plan: BuildPlan, book: RecipeBook) -> None:
         raise PlanError("the provenance's steps are not what its recipe and parameters give")
 
 
-def verify_provenance(
-    provenance: Path,
+def verify_resolution(
+    resolution: Resolution,
     out_dir: Path,
     engine: Engine,
     book: RecipeBook,
     *,
-    artifacts: Sequence[Path] = (),
     signer: Signer | None = None,
     attest_failures: bool = False,
-    provenance_keys: Sequence[PublicKey] = (),
     diffoscope: bool = True,
     verifier_id: str = uris.VERIFIER_ID,
     progress: Progress = lambda s, m: None,
+    stages: Stages | None = None,
 ) -> VerifyReport:
-    """Rebuild what ``provenance`` describes, compare with the published artifacts, attest the verdict."""
-    stages = Stages(progress)
+    """Rebuild each candidate plan in turn until one matches byte for byte; compare; attest the verdict."""
+    stages = stages or Stages(progress)
     started = statements.now_rfc3339()
-    with stages.stage("resolve", f"reading {provenance}"):
-        plan, signature_status = resolve_provenance(provenance, provenance_keys)
-        _check_recipe(plan, book)
-        published = _published(plan, provenance, artifacts)
+    for candidate in resolution.candidates:
+        _check_recipe(candidate.plan, book)
+    published = resolution.published
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*out_dir.glob("*.rebuild.intoto.jsonl"), *out_dir.glob("*.rebuild-failed.intoto.jsonl")]:
         stale.unlink()  # an earlier run's verdict must never outlive this one
-    with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
-        result = run_plan(plan, engine, Path(tmp), stages, base_dir=provenance.parent, log_path=out_dir / "build.log")
-        rebuilt_dir = out_dir / "rebuilt"
-        shutil.rmtree(rebuilt_dir, ignore_errors=True)
-        rebuilt = {}
-        for name, path in result.outputs.items():
-            rebuilt[name] = rebuilt_dir / name
-            rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, rebuilt[name])
-    with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
-        comparisons = [
-            compare_artifacts(
-                published[name],
-                rebuilt[name],
-                name=name,
-                diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}" if diffoscope else None,
-                side_names=("published", "rebuilt"),
-            )
-            for name in sorted(published)
-        ]
+    attempts: list[AttemptRecord] = []
+    fetched: list[str] = []
+    cached: list[str] = []
+    image_built = False
+    build_seconds = 0.0
+    rebuilt_dir = out_dir / "rebuilt"
+    for number, candidate in enumerate(resolution.candidates, start=1):
+        plan = candidate.plan
+        if len(resolution.candidates) > 1:
+            progress("attempt", f"{number}/{len(resolution.candidates)}: {candidate.label}")
+        began = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
+            result = run_plan(plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log")
+            shutil.rmtree(rebuilt_dir, ignore_errors=True)
+            rebuilt = {}
+            for name, path in result.outputs.items():
+                rebuilt[name] = rebuilt_dir / name
+                rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, rebuilt[name])
+        fetched += result.fetched
+        cached += result.cached
+        image_built = image_built or result.image.built
+        build_seconds += result.build.seconds
+        plan = dataclasses.replace(plan, image=dataclasses.replace(plan.image, digest=result.image.digest))
+        if result.source_sha256:
+            plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, sha256=result.source_sha256))
+        with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
+            comparisons = [
+                compare_artifacts(published[name], rebuilt[name], name=name, side_names=("published", "rebuilt"))
+                for name in sorted(published)
+            ]
         reproduced = _decide(comparisons)
-        expected = {o.name: o.sha256 for o in plan.outputs}
-        matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
-        report_path = out_dir / "compare-report.json"
-        write_report(comparisons, report_path)
-    notes = [
+        attempts.append(
+            AttemptRecord(
+                candidate.label,
+                plan.external_parameters()["environment"],
+                reproduced,
+                "identical" if reproduced else _classification(comparisons),
+                round(time.monotonic() - began, 3),
+            )
+        )
+        if reproduced:
+            break
+    if not reproduced and diffoscope:
+        with stages.stage("explain", "running diffoscope on the last attempt"):
+            comparisons = [
+                compare_artifacts(
+                    published[name],
+                    rebuilt_dir / name,
+                    name=name,
+                    diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}",
+                    side_names=("published", "rebuilt"),
+                )
+                for name in sorted(published)
+            ]
+    report_path = out_dir / "compare-report.json"
+    write_report(comparisons, report_path)
+    expected = {o.name: o.sha256 for o in plan.outputs}
+    matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
+    notes = list(resolution.notes)
+    notes += [
         f"published {n} is not the artifact the provenance names (sha256 differs)"
         for n, ok in matches.items()
         if not ok
@@ -407,56 +446,36 @@ def verify_provenance(
     with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
         if signer is not None and (reproduced or attest_failures):
             attestation = _attest(
-                plan,
-                provenance,
-                comparisons,
-                reproduced,
-                report_path,
-                rebuilt_dir,
-                out_dir,
-                signer,
-                verifier_id,
-                result,
-                started,
-            )
+                plan, resolution.origin, comparisons, reproduced, report_path, rebuilt_dir, out_dir, signer,
+                verifier_id, started,
+            )  # fmt: skip
     report = VerifyReport(
         reproduced,
         plan,
-        provenance,
-        signature_status,
+        resolution,
         comparisons,
         matches,
         attestation,
         out_dir / "verify-report.json",
         stages.seconds,
-        result.fetched,
-        result.cached,
-        result.image.built,
-        result.build.seconds,
+        fetched,
+        cached,
+        image_built,
+        build_seconds,
+        attempts,
         notes,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
 
 
-def _published(plan: BuildPlan, provenance: Path, given: Sequence[Path]) -> dict[str, Path]:
-    """The published artifacts to compare against: given files, else the subjects beside the provenance."""
-    names = [o.name for o in plan.outputs]
-    if given:
-        by_name = {p.name: p for p in given}
-        unknown = sorted(set(by_name) - set(names))
-        if unknown:
-            raise InputError(
-                f"--artifact {', '.join(unknown)} is not an output of this provenance",
-                f"its outputs are: {', '.join(names)}",
-            )
-        chosen = by_name
-    else:
-        chosen = {name: provenance.parent / name for name in names}
-    for name, path in chosen.items():
-        if not path.is_file():
-            raise InputError(f"published artifact {name} not found at {path}", "pass it with --artifact FILE")
-    return chosen
+def _classification(comparisons: Sequence[ComparisonReport]) -> str:
+    parts = [
+        f"{c.name}: {c.explanation.classification if c.explanation else 'differs'}"
+        for c in comparisons
+        if not c.identical
+    ]
+    return "; ".join(parts)
 
 
 def _decide(comparisons: Sequence[ComparisonReport]) -> bool:
@@ -466,7 +485,7 @@ def _decide(comparisons: Sequence[ComparisonReport]) -> bool:
 
 def _attest(
     plan: BuildPlan,
-    provenance: Path,
+    origin: Path,
     comparisons: Sequence[ComparisonReport],
     reproduced: bool,
     report_path: Path,
@@ -474,13 +493,12 @@ def _attest(
     out_dir: Path,
     signer: Signer,
     verifier_id: str,
-    result: RunResult,
     started_on: str,
 ) -> Path:
-    original = ResourceRef(provenance.name, {"sha256": sha256_file(provenance)}, name="original-provenance")
+    original = ResourceRef(origin.name, {"sha256": sha256_file(origin)}, name="original-provenance")
     envelopes = []
     if reproduced:
-        subjects = [Subject(name, {"sha256": sha256_file(rebuilt_dir / name)}) for name in sorted(result.outputs)]
+        subjects = [Subject(c.name, {"sha256": sha256_file(rebuilt_dir / c.name)}) for c in comparisons]
         deps = [*plan.resolved_dependencies(), original]
         payload = statements.rebuild_provenance(
             subjects,

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 
 from rebuild.errors import FetchError, InputError
@@ -46,14 +47,18 @@ def build_requirements(tree: Path) -> tuple[list[str], Inference | None]:
     return list(requires), None
 
 
-def resolve_wheelhouse(requirements: list[str], index_url: str = DEFAULT_INDEX) -> tuple[Input, ...]:
-    """Exact wheels (URL + sha256) for the requirements and their dependencies.
+def resolve_wheelhouse(
+    requirements: list[str], index_url: str = DEFAULT_INDEX, constraints: Sequence[str] = ()
+) -> tuple[Input, ...]:
+    """Exact wheels (URL + sha256) for the requirements and their dependencies (within ``constraints``).
 
     Raises:
         FetchError: pip could not resolve them (no network, no such version).
     """
     with tempfile.TemporaryDirectory(prefix="rebuild-resolve-") as tmp:
         report = Path(tmp) / "report.json"
+        constraints_file = Path(tmp) / "constraints.txt"
+        constraints_file.write_text("".join(f"{c}\n" for c in constraints))
         cmd = [
             sys.executable,
             "-m",
@@ -73,6 +78,8 @@ def resolve_wheelhouse(requirements: list[str], index_url: str = DEFAULT_INDEX) 
             index_url,
             "--report",
             str(report),
+            "--constraint",
+            str(constraints_file),
             *requirements,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)

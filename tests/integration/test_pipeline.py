@@ -205,7 +205,7 @@ def test_two_verifies_in_parallel_on_one_cache(hello_release: Path, tmp_path: Pa
 
 @pytest.mark.network
 def test_python_wheel_recipe_and_timestamp_classification(tmp_path: Path) -> None:
-    """A real wheel, built twice with different SOURCE_DATE_EPOCH: 'timestamps only'."""
+    """A real wheel, built twice with different SOURCE_DATE_EPOCH: 'content identical, timestamps differ'."""
     wheels = []
     for epoch in ("1700000000", "1710000000"):
         out = tmp_path / epoch
@@ -220,7 +220,7 @@ def test_python_wheel_recipe_and_timestamp_classification(tmp_path: Path) -> Non
     r = rebuild("compare", str(wheels[0]), str(wheels[1]), "--json")
     assert r.returncode == 1
     explanation = json.loads(r.stdout)["comparisons"][0]["explanation"]
-    assert explanation["classification"] == "timestamps only", explanation
+    assert explanation["classification"] == "content identical, timestamps differ", explanation
 
 
 def test_provenance_signature_is_checked_with_the_given_key(

@@ -1,0 +1,58 @@
+"""Adapters: one per kind of target, each turning what the user holds into a ``Resolution``.
+
+- ``provenance.py``: a provenance file in any wrapper (ours, or SLSA v0.2/v1 from GitHub, npm, PyPI)
+- ``slsa.py``: mapping foreign SLSA provenance to a plan (git source, ecosystem, recipe)
+- ``pypi.py``: ``pypi:NAME==VERSION``, a published wheel rebuilt from the sdist beside it
+- ``buildinfo.py``: a Debian ``.buildinfo`` file; ``debian.py``: ``deb:SOURCE=VERSION``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rebuild.cache import BlobCache
+from rebuild.keys import PublicKey
+from rebuild.recipes import RecipeBook
+from rebuild.resolution import Resolution
+from rebuild.wheelhouse import DEFAULT_INDEX
+
+DEFAULT_DEBIAN_ARCHIVE = "http://deb.debian.org/debian"
+
+
+@dataclass
+class ResolveContext:
+    """What adapters may use: the cache (they fetch what they must inspect), recipes, and the user's options."""
+
+    cache: BlobCache
+    book: RecipeBook
+    work_dir: Path  # where an adapter writes the documents it makes (the run's output directory)
+    artifacts: Sequence[Path] = ()
+    provenance_keys: Sequence[PublicKey] = ()
+    index_url: str = DEFAULT_INDEX
+    git_mirrors: Mapping[str, str] = field(default_factory=dict)
+    trust_root: Path | None = None
+    archive: str = DEFAULT_DEBIAN_ARCHIVE
+    suite: str = "bookworm"
+    allow_newer_build_deps: bool = False
+    progress: Callable[[str, str], None] = lambda s, m: None
+
+
+def resolve(target: str, ctx: ResolveContext) -> Resolution:
+    """The adapter for ``target``: ``pypi:...``, ``deb:...``, a ``.buildinfo`` file, else a provenance file."""
+    if target.startswith("pypi:"):
+        from rebuild.adapters.pypi import resolve_pypi
+
+        return resolve_pypi(target, ctx)
+    if target.startswith("deb:"):
+        from rebuild.adapters.debian import resolve_deb
+
+        return resolve_deb(target, ctx)
+    if target.endswith(".buildinfo"):
+        from rebuild.adapters.buildinfo import resolve_buildinfo
+
+        return resolve_buildinfo(Path(target), ctx)
+    from rebuild.adapters.provenance import resolve_provenance_file
+
+    return resolve_provenance_file(Path(target), ctx)

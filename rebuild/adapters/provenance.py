@@ -1,0 +1,156 @@
+"""A provenance file, whatever its wrapper: find the statement about the artifact, and its plan.
+
+``read_envelopes`` unwraps the file (jsonl, DSSE, Sigstore bundle, npm
+response, PEP 740, bare statement); this module picks the SLSA provenance
+statements among them, matches their subjects against the artifacts the
+user holds (sha256 or sha512; npm's ``pkg:npm/...`` names), reports what is
+known of each signature, and hands the statement to the right mapping: this
+project's own buildType reads back exactly (``plan.plan_from_provenance``),
+every other buildType goes through ``slsa.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rebuild import dsse, uris
+from rebuild.adapters import ResolveContext
+from rebuild.envelopes import LoadedEnvelope, read_envelopes
+from rebuild.errors import InputError, ProvenanceError
+from rebuild.keys import PublicKey
+from rebuild.plan import Output, plan_from_provenance
+from rebuild.resolution import Candidate, Resolution
+from rebuild.statements import ParsedStatement, Subject, parse_statement
+
+SLSA_PROVENANCE_TYPES = (
+    uris.SLSA_PROVENANCE_V1,
+    "https://slsa.dev/provenance/v0.2",
+    "https://slsa.dev/provenance/v0.1",
+)
+
+
+@dataclass(frozen=True)
+class FoundStatement:
+    statement: ParsedStatement
+    loaded: LoadedEnvelope
+    signature: str  # "verified with key ...", "signature does NOT verify", "not checked ...", "unsigned"
+
+
+def signature_status(loaded: LoadedEnvelope, keys: Sequence[PublicKey]) -> str:
+    """What is known of one envelope's signature, in words."""
+    if not loaded.signed or not loaded.envelope.signatures:
+        return "unsigned"
+    if keys:
+        verified = dsse.verify(loaded.envelope, keys).signers
+        if verified:
+            return f"verified with key {verified[0].keyid[:16]}"
+        return "signature does NOT verify"
+    if loaded.certificate:
+        return "signed with a Sigstore certificate: not checked (needs the Sigstore trust root; pass --provenance-key)"
+    return "signed, not checked (no --provenance-key)"
+
+
+def read_statements(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[list[FoundStatement], list[str]]:
+    """Every in-toto statement in the file with its signature status, and why others could not be read.
+
+    Raises:
+        ProvenanceError/InputError: the file is unreadable or not any known wrapper (exit 2).
+    """
+    found = []
+    problems = []
+    for loaded in read_envelopes(path):
+        try:
+            stmt = parse_statement(loaded.envelope.payload, loaded.origin)
+        except InputError as e:
+            problems.append(e.message)
+            continue
+        found.append(FoundStatement(stmt, loaded, signature_status(loaded, keys)))
+    return found, problems
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    h256, h512 = hashlib.sha256(), hashlib.sha512()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h256.update(chunk)
+                h512.update(chunk)
+    except OSError as e:
+        raise InputError(f"cannot read artifact {path}: {e.strerror}") from e
+    return {"sha256": h256.hexdigest(), "sha512": h512.hexdigest()}
+
+
+def subject_for(stmt: ParsedStatement, digests: dict[str, str]) -> Subject | None:
+    """The subject with one of these digests (sha256 or sha512), if any."""
+    for algorithm, value in digests.items():
+        match = stmt.matches(algorithm, value)
+        if match is not None:
+            return match
+    return None
+
+
+def names_artifact(stmt: ParsedStatement, artifact: Path) -> bool:
+    """Whether a subject is named like the file (a tampered file still meets its statement, to be compared)."""
+    return any(s.name == artifact.name or s.name.rsplit("/", 1)[-1] == artifact.name for s in stmt.subjects)
+
+
+def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
+    """Raises: ProvenanceError/PlanError (exit 2) with the reason the file cannot be rebuilt from."""
+    from rebuild.adapters.slsa import resolve_foreign
+
+    found, problems = read_statements(path, ctx.provenance_keys)
+    provenance = [f for f in found if f.statement.predicate_type in SLSA_PROVENANCE_TYPES]
+    if not provenance:
+        kinds = sorted({f.statement.predicate_type for f in found})
+        detail = problems[0] if problems else (f"it holds {', '.join(kinds)}" if kinds else "it is empty")
+        raise ProvenanceError(f"{path} holds no SLSA provenance statement ({detail})")
+    for f in provenance:
+        if f.signature == "signature does NOT verify":
+            raise ProvenanceError(f"{path}: the provenance signature does not verify with the given key(s)")
+    if ctx.artifacts:
+        wanted = {p: file_digests(p) for p in ctx.artifacts}
+        about = [f for f in provenance if any(subject_for(f.statement, d) for d in wanted.values())]
+        about = about or [f for f in provenance if any(names_artifact(f.statement, p) for p in wanted)]
+        if not about:
+            names = ", ".join(s.name for f in provenance for s in f.statement.subjects) or "none"
+            raise ProvenanceError(
+                f"nothing in {path} is about {', '.join(p.name for p in ctx.artifacts)} (no subject has its digest)",
+                f"its subjects are: {names}",
+            )
+        provenance = about
+    chosen = provenance[0]
+    build_type = str(chosen.statement.predicate.get("buildDefinition", {}).get("buildType", ""))
+    if chosen.statement.predicate_type == uris.SLSA_PROVENANCE_V1 and build_type == uris.BUILD_TYPE:
+        plan = plan_from_provenance(chosen.statement)
+        return Resolution(
+            target=str(path),
+            candidates=[Candidate("as recorded", plan)],
+            published=_published_beside(plan.outputs, path, ctx.artifacts),
+            origin=path,
+            signature_status=chosen.signature,
+            summary={"buildType": build_type, "subjects": [s.name for s in chosen.statement.subjects]},
+        )
+    return resolve_foreign(path, chosen, ctx)
+
+
+def _published_beside(outputs: Sequence[Output], provenance: Path, given: Sequence[Path]) -> dict[str, Path]:
+    """The published artifacts to compare against: given files, else the outputs beside the provenance."""
+    names = [o.name for o in outputs]
+    if given:
+        by_name = {p.name: p for p in given}
+        unknown = sorted(set(by_name) - set(names))
+        if unknown:
+            raise InputError(
+                f"--artifact {', '.join(unknown)} is not an output of this provenance",
+                f"its outputs are: {', '.join(names)}",
+            )
+        chosen = by_name
+    else:
+        chosen = {name: provenance.parent / name for name in names}
+    for name, path in chosen.items():
+        if not path.is_file():
+            raise InputError(f"published artifact {name} not found at {path}", "pass it with --artifact FILE")
+    return chosen

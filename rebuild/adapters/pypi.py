@@ -1,0 +1,418 @@
+"""``pypi:NAME==VERSION``: rebuild a published pure-Python wheel from the sdist published beside it.
+
+The release's files come from the index's simple API (PEP 691 JSON when the
+index answers with it, else the PEP 503 HTML page; relative and absolute file
+URLs), each with the sha256 the index gives. The sdist and wheel are fetched
+and checked, then read: the backend and its exact version come from the
+wheel's ``Generator:`` line, the rest of ``build-system.requires`` is pinned
+to the newest versions uploaded before the wheel was, and pip resolves it all
+to hash-pinned wheels for an offline build. What publishers did with
+``SOURCE_DATE_EPOCH`` varies by backend, so the plan comes with a short,
+ordered list of candidates; the pipeline stops at the first exact match.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlparse
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from rebuild import pydist
+from rebuild.adapters import ResolveContext
+from rebuild.errors import FetchError, InputError, PlanError
+from rebuild.fetch import USER_AGENT, Fetcher
+from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
+from rebuild.resolution import Candidate, Resolution
+from rebuild.wheelhouse import resolve_wheelhouse
+
+RECIPE = "python-wheel"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    url: str
+    sha256: str
+    upload_time: datetime | None
+    yanked: bool
+
+    @property
+    def version(self) -> Version | None:
+        try:
+            if self.filename.endswith(".whl"):
+                return parse_wheel_filename(self.filename)[1]
+            return parse_sdist_filename(self.filename)[1]
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            return None
+
+    @property
+    def is_sdist(self) -> bool:
+        return self.filename.endswith((".tar.gz", ".zip"))
+
+    @property
+    def is_pure_wheel(self) -> bool:
+        return self.filename.endswith("-none-any.whl")
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.links.append(dict(attrs))
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class SimpleIndex:
+    """A PEP 503 / PEP 691 simple index (https://, http:// or file://)."""
+
+    def __init__(self, url: str, timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.timeout_s = timeout_s
+
+    def project_url(self, name: str) -> str:
+        return urljoin(self.url, pydist.normalize(name) + "/")
+
+    def files(self, name: str) -> list[IndexFile]:
+        """Raises: InputError: no such project (exit 2); FetchError: the index cannot be read (exit 3)."""
+        url = self.project_url(name)
+        body, content_type, final_url = self._get(url, name)
+        if content_type.startswith(SIMPLE_JSON) or content_type.startswith("application/json"):
+            return self._from_json(body, final_url)
+        return self._from_html(body, final_url)
+
+    def _get(self, url: str, name: str) -> tuple[bytes, str, str]:
+        parsed = urlparse(url)
+        if parsed.scheme == "file":
+            path = Path(unquote(parsed.path))
+            path = path / "index.html" if path.is_dir() else path
+            try:
+                return path.read_bytes(), "text/html", url
+            except OSError as e:
+                raise InputError(f"no project {name!r} on the index {self.url}", f"{path}: {e.strerror}") from e
+        request = urllib.request.Request(
+            url, headers={"User-Agent": USER_AGENT, "Accept": f"{SIMPLE_JSON}, text/html;q=0.1"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return response.read(), response.headers.get("Content-Type", ""), response.geturl()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise InputError(f"no project {name!r} on the index {self.url}", "check the name") from e
+            raise FetchError(f"the index {self.url} answered HTTP {e.code} for {name}") from e
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise FetchError(f"cannot reach the index {self.url}: {getattr(e, 'reason', e)}") from e
+
+    @staticmethod
+    def _from_json(body: bytes, base: str) -> list[IndexFile]:
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FetchError(f"the index's JSON page {base} is malformed: {e}") from e
+        files = []
+        for item in doc.get("files", []) if isinstance(doc, dict) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                continue
+            sha = (item.get("hashes") or {}).get("sha256", "")
+            files.append(
+                IndexFile(
+                    str(item.get("filename", "")),
+                    urljoin(base, item["url"]),
+                    sha,
+                    _time(item.get("upload-time")),
+                    bool(item.get("yanked")),
+                )
+            )
+        return files
+
+    @staticmethod
+    def _from_html(body: bytes, base: str) -> list[IndexFile]:
+        parser = _Links()
+        parser.feed(body.decode("utf-8", "replace"))
+        files = []
+        for attrs in parser.links:
+            href = attrs.get("href")
+            if not href:
+                continue
+            url, fragment = urldefrag(urljoin(base, href))
+            algo, _, value = fragment.partition("=")
+            files.append(
+                IndexFile(
+                    unquote(url.rsplit("/", 1)[-1]),
+                    url,
+                    value if algo == "sha256" else "",
+                    _time(attrs.get("data-upload-time")),
+                    "data-yanked" in attrs,
+                )
+            )
+        return files
+
+
+def parse_target(target: str) -> tuple[str, str | None]:
+    spec = target.removeprefix("pypi:").strip()
+    name, sep, version = spec.partition("==")
+    if not name or (sep and not version) or any(c in name for c in "<>=!~ "):
+        raise InputError(f"{target!r} is not pypi:NAME or pypi:NAME==VERSION")
+    return name, version or None
+
+
+def _choose_version(files: list[IndexFile], name: str, wanted: str | None) -> Version:
+    versions = {f.version for f in files if f.version is not None}
+    if not versions:
+        raise InputError(f"project {name!r} has no files on the index")
+    if wanted is None:
+        final = [v for v in versions if not v.is_prerelease]
+        return max(final or versions)
+    try:
+        version = Version(wanted)
+    except InvalidVersion as e:
+        raise InputError(f"{wanted!r} is not a valid version") from e
+    if version not in versions:
+        raise InputError(f"{name} has no release {wanted} on the index", f"the newest is {max(versions)}")
+    return version
+
+
+def _choose_files(files: list[IndexFile], name: str, version: Version) -> tuple[IndexFile, IndexFile, list[str]]:
+    release = [f for f in files if f.version == version]
+    notes: list[str] = []
+    sdists = [f for f in release if f.is_sdist]
+    wheels = [f for f in release if f.filename.endswith(".whl")]
+    pure = sorted((f for f in wheels if f.is_pure_wheel), key=lambda f: ("-py3-none-any" not in f.filename, f.filename))
+    if not pure:
+        if wheels:
+            tags = ", ".join(sorted({f.filename.split("-", 2)[-1].removesuffix(".whl") for f in wheels})[:4])
+            raise PlanError(
+                f"{name} {version} has only platform wheels ({tags}); this verifies pure-Python wheels",
+                "compiled wheels depend on the compiler and platform of their build",
+            )
+        raise PlanError(f"{name} {version} publishes no wheel, so there is nothing to compare a rebuild with")
+    tar_sdists = [f for f in sdists if f.filename.endswith(".tar.gz")]
+    if not tar_sdists:
+        if sdists:
+            raise PlanError(f"{name} {version}'s only sdist is a .zip ({sdists[0].filename}); .tar.gz sdists are read")
+        raise PlanError(
+            f"{name} {version} has no sdist on the index, so there is no source to rebuild the wheel from",
+            "a release needs its sdist published beside the wheel",
+        )
+    for f in (tar_sdists[0], pure[0]):
+        if not f.sha256:
+            raise PlanError(f"the index gives no sha256 for {f.filename}", "a file without a digest cannot be checked")
+    if len(pure) > 1:
+        notes.append(f"verifying {pure[0].filename}; also published: {', '.join(f.filename for f in pure[1:])}")
+    return tar_sdists[0], pure[0], notes
+
+
+def pin_build_requirements(
+    requires: list[str], wheel: pydist.WheelFacts, uploaded: datetime | None, index: SimpleIndex
+) -> tuple[list[str], list[Inference]]:
+    """``requires`` with the backend pinned from the wheel's Generator and the rest as of the upload time."""
+    inferences = []
+    pinned: dict[str, str] = {}
+    generator_dist = pydist.GENERATOR_DISTRIBUTIONS.get(wheel.generator_name.lower())
+    if generator_dist and wheel.generator_version:
+        pinned[pydist.normalize(generator_dist)] = wheel.generator_version
+        inferences.append(
+            Inference(
+                generator_dist,
+                wheel.generator_version,
+                f"the published wheel's WHEEL file says 'Generator: {wheel.generator}'",
+            )
+        )
+    elif wheel.generator:
+        inferences.append(Inference("backend", "unpinned", f"Generator {wheel.generator!r} is not one this maps"))
+    out = []
+    names = set()
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as e:
+            raise PlanError(f"the sdist's build-system.requires entry {text!r} is invalid: {e}") from e
+        key = pydist.normalize(req.name)
+        names.add(key)
+        if key in pinned:
+            out.append(pydist.pin(text, pinned[key]))
+            continue
+        version = _newest_before(index, req.name, req.specifier, uploaded) if uploaded else None
+        if version:
+            out.append(pydist.pin(text, version))
+            inferences.append(
+                Inference(req.name, version, f"newest release matching {text!r} uploaded before the wheel ({uploaded})")
+            )
+        else:
+            out.append(text)
+            inferences.append(Inference(req.name, text, "no upload times on the index: pip's newest match"))
+    for key, version in pinned.items():
+        if key not in names:  # e.g. bdist_wheel's 'wheel' for a setuptools build
+            out.append(f"{key}=={version}")
+    return out, inferences
+
+
+def _newest_before(index: SimpleIndex, name: str, spec: SpecifierSet, when: datetime) -> str | None:
+    try:
+        files = index.files(name)
+    except (InputError, FetchError):
+        return None
+    candidates = [
+        f.version
+        for f in files
+        if f.version is not None
+        and f.filename.endswith(".whl")
+        and not f.yanked
+        and f.upload_time is not None
+        and f.upload_time <= when
+        and not f.version.is_prerelease
+        and spec.contains(f.version)
+    ]
+    return str(max(candidates)) if candidates else None
+
+
+def resolve_as_of(
+    requires: list[str], when: datetime | None, index: SimpleIndex, index_url: str
+) -> tuple[tuple[Input, ...], list[Inference]]:
+    """The wheelhouse for ``requires``, every dependency held to what was released before ``when``.
+
+    pip resolves; any package it picks that was uploaded after ``when`` is constrained to the newest
+    release before it, and pip resolves again (a few rounds at most: new dependencies can appear).
+    """
+    constraints: dict[str, str] = {}
+    inputs = resolve_wheelhouse(requires, index_url)
+    for _ in range(4):
+        if when is None:
+            break
+        changed = False
+        for item in inputs:
+            name, version = parse_wheel_filename(item.filename)[:2]
+            key = pydist.normalize(str(name))
+            newest = _newest_before(index, key, SpecifierSet(), when)
+            if newest and version > Version(newest) and constraints.get(key) != newest:
+                constraints[key] = newest
+                changed = True
+        if not changed:
+            break
+        inputs = resolve_wheelhouse(requires, index_url, [f"{k}<={v}" for k, v in sorted(constraints.items())])
+    inferences = [
+        Inference(name, f"<={version}", f"a dependency of the build held to its newest release before {when}")
+        for name, version in sorted(constraints.items())
+    ]
+    return inputs, inferences
+
+
+def epoch_candidates(sdist: pydist.SdistFacts, wheel: pydist.WheelFacts) -> list[tuple[str, int | None]]:
+    """The ordered ``SOURCE_DATE_EPOCH`` values to try, each with what it assumes."""
+    wheel_time: list[tuple[str, int | None]] = []
+    if wheel.entry_times:
+        kind = "its" if len(wheel.entry_times) == 1 else f"the newest of its {len(wheel.entry_times)}"
+        wheel_time = [(f"SOURCE_DATE_EPOCH = {kind} zip entry time(s)", wheel.entry_times[-1])]
+    pkg_info: list[tuple[str, int | None]] = []
+    if sdist.pkg_info_mtime is not None:
+        pkg_info = [("SOURCE_DATE_EPOCH = the sdist's PKG-INFO mtime", sdist.pkg_info_mtime)]
+    unset: list[tuple[str, int | None]] = [("SOURCE_DATE_EPOCH unset", None)]
+    ordered = (
+        unset + wheel_time + pkg_info if pydist.is_fixed_time_backend(sdist.backend) else wheel_time + pkg_info + unset
+    )
+    seen: set[int | None] = set()
+    out = []
+    for label, value in ordered:
+        if value not in seen:
+            seen.add(value)
+            out.append((label, value))
+    return out
+
+
+def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
+    """Raises: InputError/PlanError (exit 2), FetchError (exit 3), DigestMismatchError (exit 1)."""
+    name, wanted = parse_target(target)
+    index = SimpleIndex(ctx.index_url)
+    ctx.progress("resolve", f"reading {index.project_url(name)}")
+    files = index.files(name)
+    version = _choose_version(files, name, wanted)
+    sdist, wheel, notes = _choose_files(files, name, version)
+    fetcher = Fetcher(ctx.cache)
+    ctx.progress("resolve", f"fetching {sdist.filename} and {wheel.filename}, checked against the index's sha256")
+    sdist_path = fetcher.fetch(sdist.url, sdist.sha256, f"sdist {sdist.filename}")
+    wheel_path = fetcher.fetch(wheel.url, wheel.sha256, f"wheel {wheel.filename}")
+    sdist_facts = pydist.read_sdist(sdist_path)
+    wheel_facts = pydist.read_wheel(wheel_path)
+    inferences = []
+    if sdist_facts.requires is None:
+        why = "no pyproject.toml" if not sdist_facts.has_pyproject else "pyproject.toml has no build-system.requires"
+        inferences.append(
+            Inference("build-system.requires", ", ".join(pydist.LEGACY_REQUIRES), f"{why}: pip's default")
+        )
+    requires, pinned = pin_build_requirements(
+        pydist.backend_requirements(sdist_facts), wheel_facts, wheel.upload_time, index
+    )
+    inferences += pinned
+    ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
+    wheelhouse, held = resolve_as_of(requires, wheel.upload_time, index, ctx.index_url)
+    inferences += held
+    recipe = ctx.book.get(RECIPE)
+    params = {"source_strip": "1"}
+    umask = "0002" if wheel_facts.group_writable else "0022"
+    if wheel_facts.group_writable:
+        inferences.append(Inference("umask", umask, "the published wheel has group-writable members"))
+    candidates = []
+    for label, epoch in epoch_candidates(sdist_facts, wheel_facts):
+        env = Environment(source_date_epoch=epoch, umask=umask)
+        plan = BuildPlan(
+            source=Source(sdist.url, sdist.sha256, "sdist"),
+            recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
+            parameters=recipe.parameter_values(params),
+            image=ImageRef(recipe.image.tag, "", recipe.image.as_dict()),
+            inputs=wheelhouse,
+            environment=env,
+            steps=recipe.render_steps(params, env.build_path),
+            outputs=(Output(wheel.filename, wheel.sha256),),
+            inferences=(*inferences, Inference("SOURCE_DATE_EPOCH", str(epoch), label)),
+        )
+        candidates.append(Candidate(label, plan))
+    summary = {
+        "ecosystem": "pypi",
+        "index": index.url,
+        "project": name,
+        "version": str(version),
+        "sdist": {"filename": sdist.filename, "url": sdist.url, "sha256": sdist.sha256},
+        "wheel": {
+            "filename": wheel.filename,
+            "url": wheel.url,
+            "sha256": wheel.sha256,
+            "uploaded": wheel.upload_time.isoformat() if wheel.upload_time else None,
+        },
+        "backend": sdist_facts.backend,
+        "generator": wheel_facts.generator,
+        "build_requirements": requires,
+    }
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    origin = ctx.work_dir / "pypi-release.json"
+    origin.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return Resolution(
+        target=target,
+        candidates=candidates,
+        published={wheel.filename: wheel_path},
+        origin=origin,
+        signature_status="not signed (files checked against the index's sha256)",
+        summary=summary,
+        notes=notes,
+    )

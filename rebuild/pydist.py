@@ -1,0 +1,142 @@
+"""What a Python wheel and sdist say about how they were built.
+
+A published wheel records its build backend and version (``WHEEL``'s
+``Generator:`` line) and, in its zip entries, the time it was built with; the
+sdist records ``build-system.requires`` and ``build-backend`` in
+``pyproject.toml`` and, in ``PKG-INFO``'s mtime, when it was made. From these
+the PyPI adapter infers an exact backend and a short, ordered list of
+``SOURCE_DATE_EPOCH`` candidates. Every inference is recorded in the plan.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import tarfile
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from rebuild.errors import InputError
+from rebuild.wheelhouse import LEGACY_REQUIRES
+
+__all__ = ["LEGACY_REQUIRES"]  # re-exported: the adapters name it through this module
+
+# Generator name in WHEEL -> the distribution that is the backend (or provides bdist_wheel)
+GENERATOR_DISTRIBUTIONS = {
+    "flit": "flit_core",
+    "flit_core": "flit_core",
+    "hatchling": "hatchling",
+    "poetry": "poetry-core",
+    "poetry-core": "poetry-core",
+    "pdm-backend": "pdm-backend",
+    "pdm-pep517": "pdm-pep517",
+    "bdist_wheel": "wheel",
+    "setuptools": "setuptools",
+}
+# Backends whose wheels have fixed timestamps when SOURCE_DATE_EPOCH is unset
+FIXED_TIME_BACKENDS = ("flit_core", "poetry", "pdm")
+_GENERATOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\(?\s*v?([0-9][A-Za-z0-9.+!\-]*)\)?")
+DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
+
+
+@dataclass(frozen=True)
+class WheelFacts:
+    generator: str  # the raw Generator: value, "" when absent
+    generator_name: str
+    generator_version: str
+    entry_times: tuple[int, ...]  # distinct zip entry times, as UTC epochs, sorted
+    group_writable: bool = False  # some member has mode g+w: it was built under umask 0002
+
+
+@dataclass(frozen=True)
+class SdistFacts:
+    top_dir: str
+    requires: tuple[str, ...] | None  # None: no pyproject.toml build-system.requires
+    backend: str
+    pkg_info_mtime: int | None
+    has_pyproject: bool
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_wheel(path: Path) -> WheelFacts:
+    """Raises: InputError: not a readable wheel."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            wheel_files = [i for i in infos if i.filename.endswith(".dist-info/WHEEL") and i.filename.count("/") == 1]
+            text = zf.read(wheel_files[0]).decode("utf-8", "replace") if wheel_files else ""
+    except (OSError, zipfile.BadZipFile, KeyError) as e:
+        raise InputError(f"{path.name} is not a readable wheel: {e}") from e
+    generator = ""
+    for line in text.splitlines():
+        if line.lower().startswith("generator:"):
+            generator = line.split(":", 1)[1].strip()
+            break
+    match = _GENERATOR.match(generator)
+    times = sorted({calendar.timegm((*i.date_time, 0, 0, 0)) for i in infos})
+    group_writable = any((i.external_attr >> 16) & 0o020 for i in infos if not i.is_dir())
+    return WheelFacts(
+        generator,
+        match.group(1) if match else "",
+        match.group(2).rstrip(".") if match else "",
+        tuple(times),
+        group_writable,
+    )
+
+
+def read_sdist(path: Path) -> SdistFacts:
+    """Raises: InputError: not a readable .tar.gz sdist."""
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            members = tf.getmembers()
+            if not members:
+                raise InputError(f"{path.name} is empty")
+            top = members[0].name.split("/", 1)[0]
+            by_name = {m.name.lstrip("./"): m for m in members}
+            pyproject = by_name.get(f"{top}/pyproject.toml")
+            pkg_info = by_name.get(f"{top}/PKG-INFO")
+            text = None
+            if pyproject is not None and pyproject.isfile():
+                handle = tf.extractfile(pyproject)
+                text = handle.read().decode("utf-8", "replace") if handle else None
+    except (OSError, tarfile.TarError, EOFError) as e:
+        raise InputError(f"{path.name} is not a readable sdist: {e}") from e
+    requires: tuple[str, ...] | None = None
+    backend = DEFAULT_BACKEND
+    if text is not None:
+        try:
+            build_system = tomllib.loads(text).get("build-system", {})
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"{path.name}: pyproject.toml is not valid TOML: {e}") from e
+        raw = build_system.get("requires")
+        if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
+            requires = tuple(raw)
+            backend = str(build_system.get("build-backend") or DEFAULT_BACKEND)
+    return SdistFacts(top, requires, backend, int(pkg_info.mtime) if pkg_info else None, pyproject is not None)
+
+
+def pin(requirement: str, version: str) -> str:
+    """``requirement`` (extras and marker kept) pinned to exactly ``version``."""
+    req = Requirement(requirement)
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    marker = f"; {req.marker}" if req.marker else ""
+    return f"{req.name}{extras}=={version}{marker}"
+
+
+def requirement_name(requirement: str) -> str:
+    return normalize(Requirement(requirement).name)
+
+
+def backend_requirements(sdist: SdistFacts) -> list[str]:
+    return list(sdist.requires) if sdist.requires is not None else list(LEGACY_REQUIRES)
+
+
+def is_fixed_time_backend(backend: str) -> bool:
+    return backend.split(".", 1)[0].split(":", 1)[0] in FIXED_TIME_BACKENDS
