@@ -35,6 +35,7 @@ CATEGORY = {
     "target": "content",
 }
 MAX_LISTED = 200
+COMPRESSORS = ("gzip", "xz", "bzip2", "zstd")
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,10 @@ def _explain(fa: IO[bytes], fb: IO[bytes], budget: Budget, side_names: tuple[str
     diffs = diff_archives(arch_a, arch_b, "", budget, 0, notes)
     kind, text, cats = classify(diffs, side_names)
     fmt = arch_a.format if arch_a.format == arch_b.format else f"{arch_a.format} vs {arch_b.format}"
+    if kind == "unknown" and fmt.split("+", 1)[0] in COMPRESSORS:
+        # every member and header field is equal: only the compressed stream itself differs
+        kind, cats = "metadata-only", ("compression",)
+        text = "content identical, compressed stream differs (another compressor or zlib version made it)"
     return Explanation(fmt, text, kind, cats, diffs, notes)
 
 

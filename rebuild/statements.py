@@ -171,7 +171,8 @@ def parse_statement(payload: bytes, where: str = "statement") -> ParsedStatement
     predicate_type = doc.get("predicateType")
     if not isinstance(predicate_type, str):
         raise InputError(f"{where}: field 'predicateType' is missing or not a string")
-    predicate = doc.get("predicate", {})
+    predicate = doc.get("predicate")
+    predicate = {} if predicate is None else predicate  # optional in in-toto (PyPI's publish attestation: null)
     if not isinstance(predicate, dict):
         raise InputError(f"{where}: field 'predicate' is not an object")
     raw_subjects = doc.get("subject")

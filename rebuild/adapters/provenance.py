@@ -67,6 +67,9 @@ def read_statements(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[list[Fo
         except InputError as e:
             problems.append(e.message)
             continue
+        if stmt.predicate_type in SLSA_PROVENANCE_TYPES and not isinstance(stmt.raw.get("predicate"), dict):
+            problems.append(f"{loaded.origin}: field 'predicate' is missing from the SLSA provenance statement")
+            continue
         found.append(FoundStatement(stmt, loaded, signature_status(loaded, keys)))
     return found, problems
 

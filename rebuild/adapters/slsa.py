@@ -267,7 +267,7 @@ def _published(targets: Sequence[Target], provenance: Path, given: Sequence[Path
                 published[target.output] = beside
     if unmatched:
         raise InputError(
-            f"nothing in {provenance.name} is about {', '.join(p.name for p in unmatched)} (no subject has its digest)",
+            f"nothing in {provenance} is about {', '.join(p.name for p in unmatched)} (no subject has its digest)",
             f"its subjects are: {', '.join(t.subject.name for t in targets)}",
         )
     if not published:

@@ -263,3 +263,30 @@ def test_missing_or_crashing_diffoscope_degrades_only_the_explanation(
     report = compare_artifacts(a, b, diffoscope_dir=tmp_path / "rep2")
     assert not report.identical and report.diffoscope is not None and report.diffoscope.status == "missing"
     assert report.explanation is not None and report.explanation.classification == "content of 1 member"
+
+
+def test_recompressed_gzip_is_named_as_such(tmp_path: Path) -> None:
+    """Same tar, same gzip header, another deflate stream (npm's tarballs under another zlib): still different."""
+    import gzip
+    import io
+    import tarfile
+    import zlib
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        data = b"module.exports = 1;\n" * 50
+        info = tarfile.TarInfo("package/index.js")
+        info.size, info.mtime = len(data), 499162500
+        tar.addfile(info, io.BytesIO(data))
+    body = raw.getvalue()
+    a = tmp_path / "a.tgz"
+    a.write_bytes(gzip.compress(body, compresslevel=9, mtime=0))
+    header = a.read_bytes()[:10]
+    fast = zlib.compressobj(1, zlib.DEFLATED, -15)
+    stream = fast.compress(body) + fast.flush()
+    b = tmp_path / "b.tgz"
+    b.write_bytes(header + stream + a.read_bytes()[-8:])  # same header, CRC and size; another stream
+    assert gzip.decompress(b.read_bytes()) == body
+    report = compare_artifacts(a, b)
+    assert not report.identical and report.explanation is not None
+    assert report.explanation.classification.startswith("content identical, compressed stream differs")

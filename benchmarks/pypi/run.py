@@ -1,0 +1,76 @@
+"""Verify every release in packages.txt against PyPI, cold then warm, and write the table.
+
+    python benchmarks/pypi/run.py [--warm-only] [--out DIR]
+
+Cold: a fresh cache directory (sdists, wheels and wheelhouses downloaded; the
+builder image, once built, is found in Docker). Warm: the same run again.
+Writes results.md (the table) and results.json beside this script, and prints
+the reproduction rate and the median seconds per package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REBUILD = Path(sys.executable).with_name("rebuild")
+
+
+def run_batch(cache: Path, out: Path) -> list[dict]:
+    cmd = [str(REBUILD), "verify", "--from", str(HERE / "packages.txt"), "--json", "--no-diffoscope"]
+    cmd += ["--cache-dir", str(cache), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if not proc.stdout.strip():
+        sys.exit(f"rebuild verify printed nothing (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)["results"]
+
+
+def backend(row: dict) -> str:
+    summary = row.get("summary") or {}
+    generator = summary.get("generator") or ""
+    return generator or summary.get("backend") or "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--warm-only", action="store_true", help="reuse the default cache; one run")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "rebuild-pypi-bench")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    cache = args.out / "cache"
+    cold = None if args.warm_only else run_batch(cache, args.out / "cold")
+    warm = run_batch(cache, args.out / "warm")
+    cold_by = {r["target"]: r for r in cold or []}
+    lines = [
+        "| package | backend (wheel Generator) | verdict | classification / reason | attempts | matched with |"
+        " warm s | cold s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in warm:
+        c = cold_by.get(r["target"], {})
+        lines.append(
+            f"| {r['target'].removeprefix('pypi:')} | {backend(r)} | {r['verdict']} | {r['detail']} | {r['attempts']} |"
+            f" {r.get('matched') or ''} | {r['seconds']} | {c.get('seconds', '')} |"
+        )
+    reproduced = sum(r["verdict"] == "reproduced" for r in warm)
+    summary = [
+        f"reproduced: {reproduced} of {len(warm)} ({100 * reproduced / len(warm):.0f}%)",
+        f"median seconds per package, warm: {statistics.median(r['seconds'] for r in warm):.1f}   (target < 15)",
+    ]
+    if cold:
+        summary.append(f"median seconds per package, cold: {statistics.median(r['seconds'] for r in cold):.1f}")
+    (HERE / "results.md").write_text("\n".join(lines + [""] + [f"- {s}" for s in summary]) + "\n")
+    (HERE / "results.json").write_text(json.dumps({"warm": warm, "cold": cold}, indent=2, sort_keys=True) + "\n")
+    print("\n".join(lines))
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
