@@ -49,7 +49,7 @@ class WheelFacts:
     generator_name: str
     generator_version: str
     entry_times: tuple[int, ...]  # distinct zip entry times, as UTC epochs, sorted
-    group_writable: bool = False  # some member has mode g+w: it was built under umask 0002
+    group_writable: bool = False  # most of the project's files have mode g+w: built under umask 0002
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ def read_wheel(path: Path) -> WheelFacts:
             break
     match = _GENERATOR.match(generator)
     times = sorted({calendar.timegm((*i.date_time, 0, 0, 0)) for i in infos})
-    group_writable = any((i.external_attr >> 16) & 0o020 for i in infos if not i.is_dir())
+    # the project's own files (dist-info is written by the backend: wheel's RECORD is always 0664)
+    own = [i for i in infos if not i.is_dir() and ".dist-info/" not in i.filename]
+    group_writable = bool(own) and sum(bool((i.external_attr >> 16) & 0o020) for i in own) * 2 > len(own)
     return WheelFacts(
         generator,
         match.group(1) if match else "",
@@ -140,3 +142,68 @@ def backend_requirements(sdist: SdistFacts) -> list[str]:
 
 def is_fixed_time_backend(backend: str) -> bool:
     return backend.split(".", 1)[0].split(":", 1)[0] in FIXED_TIME_BACKENDS
+
+
+# Zones tried, in order, when a wheel's zip times are the sdist's file times in some local time
+CANDIDATE_ZONES = (
+    "Europe/London", "Europe/Berlin", "Europe/Helsinki", "Europe/Moscow", "America/New_York", "America/Chicago",
+    "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "Asia/Kolkata", "Asia/Shanghai", "Asia/Tokyo",
+    "Australia/Sydney", "Pacific/Auckland",
+)  # fmt: skip
+
+
+def infer_timezone(wheel: Path, sdist: Path) -> tuple[str, str] | None:
+    """(POSIX TZ string, zone name) the publisher's build ran in, when the wheel's zip times are local file times.
+
+    Backends that write file mtimes (flit without SOURCE_DATE_EPOCH, setuptools) turn them into zip times
+    in the build machine's local time. The sdist keeps the same files' mtimes in UTC; the difference
+    gives the offset at each file's date, and the first zone whose rules give every offset names the
+    time zone. The POSIX TZ rule is used in the build (no tz database needed in the builder image).
+    """
+    import datetime as dt
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        with tarfile.open(sdist, "r:*") as tf:
+            mtimes = {m.name.split("/", 1)[1]: m.mtime for m in tf.getmembers() if m.isfile() and "/" in m.name}
+        with zipfile.ZipFile(wheel) as zf:
+            infos = [i for i in zf.infolist() if ".dist-info/" not in i.filename and not i.is_dir()]
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError):
+        return None
+    pairs = []
+    for info in infos:
+        mtime = mtimes.get(info.filename, mtimes.get(f"src/{info.filename}"))
+        if mtime is not None:
+            local = calendar.timegm((*info.date_time, 0, 0, 0))
+            pairs.append((float(mtime), round((local - int(mtime) // 2 * 2) / 900) * 900))
+    if not pairs or all(offset == 0 for _, offset in pairs):
+        return None
+    for zone in CANDIDATE_ZONES:
+        try:
+            rules = ZoneInfo(zone)
+        except ZoneInfoNotFoundError:
+            continue
+        stamps = ((dt.datetime.fromtimestamp(m, dt.UTC).astimezone(rules), o) for m, o in pairs)
+        if all(when.utcoffset() == dt.timedelta(seconds=offset) for when, offset in stamps):
+            rule = _posix_rule(zone)
+            if rule:
+                return rule, zone
+    offsets = {offset for _, offset in pairs}
+    if len(offsets) == 1:
+        (offset,) = offsets
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        name = f"{'+' if offset >= 0 else '-'}{hours:02d}{minutes:02d}"
+        return f"<{name}>{'-' if offset >= 0 else ''}{hours}:{minutes:02d}", f"UTC{name}"
+    return None
+
+
+def _posix_rule(zone: str) -> str | None:
+    """The POSIX TZ rule at the end of a TZif file (its rule for times after the last transition)."""
+    import zoneinfo
+
+    for root in zoneinfo.TZPATH:
+        path = Path(root) / zone
+        if path.is_file():
+            lines = path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)
+            return lines[-1].decode("ascii", "replace") if len(lines) == 2 and lines[-1] else None
+    return None

@@ -319,25 +319,31 @@ def resolve_as_of(
     return inputs, inferences
 
 
-def epoch_candidates(sdist: pydist.SdistFacts, wheel: pydist.WheelFacts) -> list[tuple[str, int | None]]:
-    """The ordered ``SOURCE_DATE_EPOCH`` values to try, each with what it assumes."""
-    wheel_time: list[tuple[str, int | None]] = []
+def epoch_candidates(
+    sdist: pydist.SdistFacts, wheel: pydist.WheelFacts, zone: tuple[str, str] | None = None
+) -> list[tuple[str, int | None, str]]:
+    """The ordered (what it assumes, ``SOURCE_DATE_EPOCH``, ``TZ``) candidates to try."""
+    wheel_time: list[tuple[str, int | None, str]] = []
     if wheel.entry_times:
         kind = "its" if len(wheel.entry_times) == 1 else f"the newest of its {len(wheel.entry_times)}"
-        wheel_time = [(f"SOURCE_DATE_EPOCH = {kind} zip entry time(s)", wheel.entry_times[-1])]
-    pkg_info: list[tuple[str, int | None]] = []
+        wheel_time = [(f"SOURCE_DATE_EPOCH = {kind} zip entry time(s)", wheel.entry_times[-1], "UTC")]
+    pkg_info: list[tuple[str, int | None, str]] = []
     if sdist.pkg_info_mtime is not None:
-        pkg_info = [("SOURCE_DATE_EPOCH = the sdist's PKG-INFO mtime", sdist.pkg_info_mtime)]
-    unset: list[tuple[str, int | None]] = [("SOURCE_DATE_EPOCH unset", None)]
+        pkg_info = [("SOURCE_DATE_EPOCH = the sdist's PKG-INFO mtime", sdist.pkg_info_mtime, "UTC")]
+    unset: list[tuple[str, int | None, str]] = [("SOURCE_DATE_EPOCH unset", None, "UTC")]
+    if zone is not None:  # zip times are the files' mtimes in the publisher's local time
+        unset.insert(0, (f"SOURCE_DATE_EPOCH unset, TZ of the publisher ({zone[1]})", None, zone[0]))
     ordered = (
-        unset + wheel_time + pkg_info if pydist.is_fixed_time_backend(sdist.backend) else wheel_time + pkg_info + unset
+        unset + wheel_time + pkg_info
+        if pydist.is_fixed_time_backend(sdist.backend) or zone is not None
+        else wheel_time + pkg_info + unset
     )
-    seen: set[int | None] = set()
+    seen: set[tuple[int | None, str]] = set()
     out = []
-    for label, value in ordered:
-        if value not in seen:
-            seen.add(value)
-            out.append((label, value))
+    for label, value, tz in ordered:
+        if (value, tz) not in seen:
+            seen.add((value, tz))
+            out.append((label, value, tz))
     return out
 
 
@@ -373,9 +379,14 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     umask = "0002" if wheel_facts.group_writable else "0022"
     if wheel_facts.group_writable:
         inferences.append(Inference("umask", umask, "the published wheel has group-writable members"))
+    zone = pydist.infer_timezone(wheel_path, sdist_path)
+    if zone is not None:
+        inferences.append(
+            Inference("TZ", zone[0], f"the wheel's zip times are the sdist's file mtimes in {zone[1]} local time")
+        )
     candidates = []
-    for label, epoch in epoch_candidates(sdist_facts, wheel_facts):
-        env = Environment(source_date_epoch=epoch, umask=umask)
+    for label, epoch, tz in epoch_candidates(sdist_facts, wheel_facts, zone):
+        env = Environment(source_date_epoch=epoch, tz=tz, umask=umask)
         plan = BuildPlan(
             source=Source(sdist.url, sdist.sha256, "sdist"),
             recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),

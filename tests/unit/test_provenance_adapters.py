@@ -35,15 +35,31 @@ PROVENANCE_FILES = {
 # (file, repository, commit, recipe or None when it cannot be rebuilt)
 EXPECTED = {
     "bcr": ("https://github.com/aspect-build/rules_lint", "8f70009fde0c94ade6ce2a054b94718c819126ec", None),
-    "npm-v1": ("https://github.com/ramonpetgrave64/gundam-visor", "599500821344b070902a7a5666064bfdaba715df", "npm-pack"),
+    "npm-v1": (
+        "https://github.com/ramonpetgrave64/gundam-visor",
+        "599500821344b070902a7a5666064bfdaba715df",
+        "npm-pack",
+    ),
     "npm-v02": (
         "https://github.com/laurentsimon/provenance-npm-test",
         "b38894f2dda4355ea5606fccb166e61565e12a14",
         "npm-pack",
     ),
-    "generic-v02": ("https://github.com/slsa-framework/example-package", "4d329c75e7ec1725f7c9ce917a8799d408d06be3", None),
-    "delegator-v1": ("https://github.com/slsa-framework/example-package", "4e383a8215c979d61c6afd2e125cb2f559090adf", None),
-    "pypi-slsa": ("https://github.com/trailofbits/pypi-attestations", "08802efe1f8e5fec4ad842d6b8ce97656092ee72", "python-build"),
+    "generic-v02": (
+        "https://github.com/slsa-framework/example-package",
+        "4d329c75e7ec1725f7c9ce917a8799d408d06be3",
+        None,
+    ),
+    "delegator-v1": (
+        "https://github.com/slsa-framework/example-package",
+        "4e383a8215c979d61c6afd2e125cb2f559090adf",
+        None,
+    ),
+    "pypi-slsa": (
+        "https://github.com/trailofbits/pypi-attestations",
+        "08802efe1f8e5fec4ad842d6b8ce97656092ee72",
+        "python-build",
+    ),
 }
 
 
@@ -118,13 +134,13 @@ def ctx(tmp_path: Path, artifacts: list[Path]) -> ResolveContext:
 
 def test_npm_subject_matches_the_tarball_by_sha512(tmp_path: Path) -> None:
     """The real npm tarball meets its statement (pkg:npm name, sha512); then the git fetch is what fails."""
-    with pytest.raises(FetchError, match="cannot fetch git repository .*no-mirror/ramonpetgrave64/gundam-visor"):
+    with pytest.raises(FetchError, match=r"cannot fetch git repository .*no-mirror/ramonpetgrave64/gundam-visor"):
         resolve_provenance_file(PROVENANCE_FILES["npm-v1"], ctx(tmp_path, [NPM / "gundam-visor-cli-v1-tag.tgz"]))
 
 
 def test_an_artifact_no_statement_is_about_is_named(tmp_path: Path) -> None:
     other = NPM / "provenance-npm-test-cli-v02-prega.tgz"
-    with pytest.raises(InputError, match="nothing in .*gundam-visor-cli-v1-tag.tgz.json is about"):
+    with pytest.raises(InputError, match=r"nothing in .*gundam-visor-cli-v1-tag.tgz.json is about"):
         resolve_provenance_file(PROVENANCE_FILES["npm-v1"], ctx(tmp_path, [other]))
 
 
@@ -171,7 +187,9 @@ def test_mangled_provenance_exits_2_with_the_reason(how: str, reason: str, tmp_p
 
 def _mutations(doc: Any) -> st.SearchStrategy[Any]:
     leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20), st.binary(max_size=8).map(str))
-    return st.recursive(leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3))
+    return st.recursive(
+        leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    )
 
 
 SEED_STATEMENTS = [
