@@ -56,6 +56,13 @@ class Fetcher:
         self.stats.fetched.append(what)
         return path
 
+    def download(self, uri: str, dest: Path, what: str) -> None:
+        """Bring a file whose digest is not known in advance (a signed index): the caller checks it."""
+        if urlparse(uri).scheme in ("http", "https"):
+            self._download(uri, dest, what)
+        else:
+            self._copy(self._local_path(uri), dest, what)
+
     def _local_path(self, uri: str) -> Path:
         parsed = urlparse(uri)
         path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)

@@ -91,6 +91,7 @@ class RunResult:
     fetched: list[str]
     cached: list[str]
     source_sha256: str = ""  # for a git source: the sha256 of the tree exported at the commit
+    extras: dict[str, Path] = field(default_factory=dict)  # other files the build wrote (dpkg's .buildinfo)
 
 
 # --- shared: fetch -> image -> build --------------------------------------------
@@ -109,7 +110,9 @@ def run_plan(
             )
         else:
             source = fetcher.fetch(plan.source.uri, plan.source.sha256, "source")
-        _place(source, inputs_root / "source" / "source.tar")
+        # a Debian .dsc keeps its own name: dpkg-source finds the files it names beside it
+        source_name = plan.source.uri.rsplit("/", 1)[-1] if plan.source.kind == "dsc" else "source.tar"
+        _place(source, inputs_root / "source" / safe_output_name(source_name).name)
         for item in plan.inputs:
             path = fetcher.fetch(item.uri, item.sha256, f"input {item.group}/{item.filename}")
             _place(path, inputs_root / item.group / safe_output_name(item.filename).name)
@@ -151,7 +154,8 @@ def run_plan(
     if not produced:
         raise SandboxError("the build produced no output files", "the recipe's steps must write into /out")
     chosen = {name: produced[name] for name in expected} if expected else produced
-    return RunResult(chosen, result, image, fetcher.stats.fetched, fetcher.stats.cached, source_sha)
+    extras = {name: path for name, path in produced.items() if name not in chosen}
+    return RunResult(chosen, result, image, fetcher.stats.fetched, fetcher.stats.cached, source_sha, extras)
 
 
 def _place(blob: Path, dest: Path) -> None:
@@ -311,6 +315,7 @@ class VerifyReport:
     build_seconds: float
     attempts: list[AttemptRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image_lock: tuple[str, ...] = ()  # package=version of the builder image, when it was made here
 
     @property
     def provenance(self) -> Path:
@@ -337,6 +342,8 @@ class VerifyReport:
             "cached": self.cached,
             "image_built": self.image_built,
             "attempts": [a.as_dict() for a in self.attempts],
+            "image_lock": list(self.image_lock),
+            "deviations": list(self.plan.deviations),
             "inferences": [i.__dict__ for i in self.plan.inferences],
             "notes": self.notes,
             "plan": self.plan.external_parameters(),
@@ -392,10 +399,11 @@ def verify_resolution(
             result = run_plan(plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log")
             shutil.rmtree(rebuilt_dir, ignore_errors=True)
             rebuilt = {}
-            for name, path in result.outputs.items():
+            for name, path in [*result.outputs.items(), *result.extras.items()]:
                 rebuilt[name] = rebuilt_dir / name
                 rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, rebuilt[name])
+        image_lock = result.image.lock
         fetched += result.fetched
         cached += result.cached
         image_built = image_built or result.image.built
@@ -464,6 +472,7 @@ def verify_resolution(
         build_seconds,
         attempts,
         notes,
+        image_lock,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
@@ -517,6 +526,7 @@ def _attest(
             resource_uri=c.name,
             input_attestations=[original],
             verifier_id=verifier_id,
+            deviations=plan.deviations,
             report=report_ref,
         )
         envelopes.append(_sign(vsa, signer))

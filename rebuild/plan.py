@@ -59,6 +59,7 @@ class Environment:
     tz: str = "UTC"
     locale: str = "C.UTF-8"
     umask: str = "0022"
+    extra: Mapping[str, str] = field(default_factory=dict)  # recorded variables (DEB_BUILD_OPTIONS, ...)
 
     def variables(self) -> dict[str, str]:
         """The build's whole environment: nothing else reaches the container."""
@@ -72,6 +73,7 @@ class Environment:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PIP_NO_INPUT": "1",
         }
+        env.update(self.extra)
         if self.source_date_epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(self.source_date_epoch)
         return env
@@ -103,6 +105,7 @@ class BuildPlan:
     steps: tuple[str, ...]
     outputs: tuple[Output, ...]
     inferences: tuple[Inference, ...] = ()
+    deviations: tuple[str, ...] = ()  # where the rebuild knowingly differs from what was recorded
 
     # --- to provenance ------------------------------------------------------
 
@@ -119,10 +122,12 @@ class BuildPlan:
                 "TZ": env.tz,
                 "locale": env.locale,
                 "umask": env.umask,
+                "extra": dict(sorted(env.extra.items())),
             },
             "steps": list(self.steps),
             "outputs": [o.name for o in self.outputs],
             "inferences": [{"field": i.field, "value": i.value, "reason": i.reason} for i in self.inferences],
+            "deviations": list(self.deviations),
         }
 
     def resolved_dependencies(self) -> list[ResourceRef]:
@@ -222,7 +227,12 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
         ),
         inputs=tuple(sorted(inputs, key=lambda i: (i.group, i.filename))),
         environment=Environment(
-            epoch, _get(env, "buildPath"), _get(env, "TZ"), _get(env, "locale"), _get(env, "umask")
+            epoch,
+            _get(env, "buildPath"),
+            _get(env, "TZ"),
+            _get(env, "locale"),
+            _get(env, "umask"),
+            {str(k): str(v) for k, v in (env.get("extra") or {}).items()},
         ),
         steps=tuple(_get(ext, "steps", list)),
         outputs=outputs,
@@ -231,4 +241,5 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
             for i in ext.get("inferences", [])
             if isinstance(i, Mapping)
         ),
+        deviations=tuple(str(d) for d in ext.get("deviations", []) if isinstance(d, str)),
     )
