@@ -48,7 +48,7 @@ class Member:
     size: int | None
     sha256: str | None  # None when not read (over budget, or unreadable)
     meta: dict[str, Any] = field(default_factory=dict)
-    nested: bytes | None = None  # the bytes of an inner archive, kept to recurse into
+    nested: bytes | None = None  # the bytes of an inner archive (to recurse into) or of a small member
 
 
 @dataclass
@@ -107,6 +107,9 @@ def _hash_stream(
             else:
                 kept.append(chunk)
     return size, h.hexdigest(), b"".join(kept) if kept is not None else None
+
+
+SMALL_MEMBER = 64 << 10  # members up to this size are kept, so a text difference can be quoted
 
 
 def _might_nest(name: str) -> bool:
@@ -181,7 +184,7 @@ def _read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> 
                 size, digest, kept = _hash_stream(
                     f,
                     budget,
-                    _might_nest(info.filename) and depth < budget.max_depth,
+                    (_might_nest(info.filename) and depth < budget.max_depth) or info.file_size <= SMALL_MEMBER,
                     _over_budget(archive, info.filename),
                 )
             archive.members.append(Member(info.filename, "file", size, digest, meta, kept))
@@ -208,9 +211,8 @@ def _read_tar_stream(stream: IO[bytes], archive: Archive, budget: Budget, depth:
             if info.isreg():
                 f = tar.extractfile(info)
                 assert f is not None
-                size, digest, kept = _hash_stream(
-                    f, budget, _might_nest(info.name) and depth < budget.max_depth, _over_budget(archive, info.name)
-                )
+                keep = (_might_nest(info.name) and depth < budget.max_depth) or info.size <= SMALL_MEMBER
+                size, digest, kept = _hash_stream(f, budget, keep, _over_budget(archive, info.name))
                 archive.members.append(Member(info.name, "file", size, digest, meta, kept))
             elif info.isdir():
                 archive.members.append(Member(info.name, "dir", None, None, meta))

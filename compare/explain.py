@@ -135,10 +135,27 @@ def diff_archives(
                 diffs.extend(inner)
             else:
                 detail = f"size {ma.size} -> {mb.size}" if ma.size != mb.size else f"same size {ma.size}, other bytes"
-                diffs.append(MemberDiff(path, "content", ("content",), detail))
+                quoted = _first_text_difference(ma.nested, mb.nested)
+                diffs.append(MemberDiff(path, "content", ("content",), f"{detail}; {quoted}" if quoted else detail))
         elif meta_cats:
             diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
     return diffs
+
+
+def _first_text_difference(a: bytes | None, b: bytes | None, width: int = 80) -> str | None:
+    """``line N: 'old' -> 'new'`` for two small text members, so a person sees what changed."""
+    if a is None or b is None:
+        return None
+    try:
+        lines_a, lines_b = a.decode("utf-8").splitlines(), b.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+    for i in range(max(len(lines_a), len(lines_b))):
+        la = lines_a[i] if i < len(lines_a) else "(no line)"
+        lb = lines_b[i] if i < len(lines_b) else "(no line)"
+        if la != lb:
+            return f"line {i + 1}: {la[:width]!r} -> {lb[:width]!r}"
+    return None
 
 
 def _join(prefix: str, name: str) -> str:

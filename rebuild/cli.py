@@ -452,6 +452,27 @@ def render_batch(rows: list[dict[str, Any]]) -> None:
     out.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(rows)}")
 
 
+# --- buildinfo ---------------------------------------------------------------------
+
+
+@app.command("buildinfo")
+def buildinfo_cmd(
+    ctx: typer.Context,
+    run_dir: Path = typer.Argument(..., help="A `rebuild verify --out` directory of a Debian rebuild."),
+    dest: Path = typer.Option(Path("."), "--out", help="A file, or a directory for SOURCE_VERSION_ARCH.buildinfo."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the .buildinfo of a Debian rebuild (dpkg's own record: exact build dependencies, environment)."""
+    from rebuild.adapters.buildinfo import write_buildinfo
+
+    with errors_to_exit(ctx):
+        written = write_buildinfo(run_dir, dest)
+    if as_json:
+        print_json({"buildinfo": str(written)})
+    else:
+        out.print(f"buildinfo {written}")
+
+
 # --- provenance show -------------------------------------------------------------
 
 provenance_app = typer.Typer(no_args_is_help=True, help="Read provenance written by anyone.")

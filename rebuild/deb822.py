@@ -48,7 +48,9 @@ def unwrap_clearsigned(text: str, where: str) -> Unwrapped:
         sig_start = lines.index(BEGIN_SIGNATURE, body_start)
         sig_end = lines.index(END_SIGNATURE, sig_start)
     except ValueError:
-        raise InputError(f"{where}: garbled OpenPGP signature block (no complete signature after the message)") from None
+        raise InputError(
+            f"{where}: garbled OpenPGP signature block (no complete signature after the message)"
+        ) from None
     armor = [line for line in lines[sig_start + 1 : sig_end] if line and ":" not in line]
     payload = "".join(line for line in armor if not line.startswith("="))
     try:

@@ -134,9 +134,7 @@ class DebianArchive:
 
     def source(self, name: str, version: str | None) -> SourcePackage:
         """Raises: InputError: the suite has no such source (version), naming the versions it has."""
-        found = [
-            p for p in deb822.paragraphs(self.index("main/source/Sources.xz")) if p.get("Package") == name
-        ]
+        found = [p for p in deb822.paragraphs(self.index("main/source/Sources.xz")) if p.get("Package") == name]
         if not found:
             raise InputError(f"the {self.suite} archive at {self.url} has no source package {name!r}")
         chosen = [p for p in found if version is None or p.get("Version") == version]

@@ -59,6 +59,7 @@ class SdistFacts:
     backend: str
     pkg_info_mtime: int | None
     has_pyproject: bool
+    in_tree_backend: bool = False  # build-system.backend-path: the sdist builds itself
 
 
 def normalize(name: str) -> str:
@@ -121,7 +122,10 @@ def read_sdist(path: Path) -> SdistFacts:
         if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
             requires = tuple(raw)
             backend = str(build_system.get("build-backend") or DEFAULT_BACKEND)
-    return SdistFacts(top, requires, backend, int(pkg_info.mtime) if pkg_info else None, pyproject is not None)
+        in_tree = bool(build_system.get("backend-path"))
+    else:
+        in_tree = False
+    return SdistFacts(top, requires, backend, int(pkg_info.mtime) if pkg_info else None, pyproject is not None, in_tree)
 
 
 def pin(requirement: str, version: str) -> str:
@@ -178,6 +182,8 @@ def infer_timezone(wheel: Path, sdist: Path) -> tuple[str, str] | None:
             pairs.append((float(mtime), round((local - int(mtime) // 2 * 2) / 900) * 900))
     if not pairs or all(offset == 0 for _, offset in pairs):
         return None
+    if any(abs(offset) > 14 * 3600 for _, offset in pairs):
+        return None  # not local times of the files (a backend's fixed timestamp, or rewritten mtimes)
     for zone in CANDIDATE_ZONES:
         try:
             rules = ZoneInfo(zone)

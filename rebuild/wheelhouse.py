@@ -55,6 +55,8 @@ def resolve_wheelhouse(
     Raises:
         FetchError: pip could not resolve them (no network, no such version).
     """
+    if not requirements:
+        return ()  # e.g. a backend that builds itself from the sdist with no requirements
     with tempfile.TemporaryDirectory(prefix="rebuild-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         constraints_file = Path(tmp) / "constraints.txt"

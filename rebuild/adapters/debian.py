@@ -94,7 +94,9 @@ def debian_plan(
     if not parent or not source_dir:
         raise PlanError(f"build path {build_path!r} must be an absolute directory below /")
     params = {"dsc": source.dsc.name, "source_dir": source_dir, "build_mode": mode}
-    spec = ImageSpec(recipe.image.name, tuple(sorted(set(packages))), ctx.suite, ctx.archive, "minbase", recipe.image.epoch)
+    spec = ImageSpec(
+        recipe.image.name, tuple(sorted(set(packages))), ctx.suite, ctx.archive, "minbase", recipe.image.epoch
+    )
     env = Environment(source_date_epoch=epoch, build_path=parent, tz=tz, locale=locale, extra=dict(extra or {}))
     return BuildPlan(
         source=Source(source.dsc.uri, source.dsc.sha256, "dsc"),
@@ -169,4 +171,3 @@ def resolve_deb(target: str, ctx: ResolveContext) -> Resolution:
         summary=summary,
         notes=[deviation],
     )
-

@@ -225,13 +225,23 @@ def _choose_files(files: list[IndexFile], name: str, version: Version) -> tuple[
 
 
 def pin_build_requirements(
-    requires: list[str], wheel: pydist.WheelFacts, uploaded: datetime | None, index: SimpleIndex
+    requires: list[str],
+    wheel: pydist.WheelFacts,
+    uploaded: datetime | None,
+    index: SimpleIndex,
+    in_tree_backend: bool = False,
 ) -> tuple[list[str], list[Inference]]:
     """``requires`` with the backend pinned from the wheel's Generator and the rest as of the upload time."""
     inferences = []
     pinned: dict[str, str] = {}
     generator_dist = pydist.GENERATOR_DISTRIBUTIONS.get(wheel.generator_name.lower())
-    if generator_dist and wheel.generator_version:
+    if in_tree_backend:
+        inferences.append(
+            Inference("backend", "in-tree", "build-system.backend-path: the sdist's own code is the backend")
+        )
+    elif generator_dist and wheel.generator_version and "+" in wheel.generator_version:
+        inferences.append(Inference("backend", wheel.generator, "a local version, not on the index: not pinned"))
+    elif generator_dist and wheel.generator_version:
         pinned[pydist.normalize(generator_dist)] = wheel.generator_version
         inferences.append(
             Inference(
@@ -368,7 +378,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
             Inference("build-system.requires", ", ".join(pydist.LEGACY_REQUIRES), f"{why}: pip's default")
         )
     requires, pinned = pin_build_requirements(
-        pydist.backend_requirements(sdist_facts), wheel_facts, wheel.upload_time, index
+        pydist.backend_requirements(sdist_facts), wheel_facts, wheel.upload_time, index, sdist_facts.in_tree_backend
     )
     inferences += pinned
     ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
@@ -376,6 +386,9 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     inferences += held
     recipe = ctx.book.get(RECIPE)
     params = {"source_strip": "1"}
+    if "-py2.py3-" in wheel.filename and sdist_facts.backend.startswith("setuptools"):
+        params["pip_args"] = "--config-settings=--build-option=--universal"
+        inferences.append(Inference("bdist_wheel", "--universal", "the published wheel is tagged py2.py3"))
     umask = "0002" if wheel_facts.group_writable else "0022"
     if wheel_facts.group_writable:
         inferences.append(Inference("umask", umask, "the published wheel has group-writable members"))

@@ -290,3 +290,13 @@ def test_recompressed_gzip_is_named_as_such(tmp_path: Path) -> None:
     report = compare_artifacts(a, b)
     assert not report.identical and report.explanation is not None
     assert report.explanation.classification.startswith("content identical, compressed stream differs")
+
+
+def test_a_small_text_member_that_differs_is_quoted(tmp_path: Path) -> None:
+    """A maintainer sees the line that changed (here: which backend wrote the wheel)."""
+    wheel = "demo-1.0.dist-info/WHEEL"
+    a = make_zip(tmp_path / "a.whl", [(wheel, b"Wheel-Version: 1.0\nGenerator: poetry-core 1.8.1\n")])
+    b = make_zip(tmp_path / "b.whl", [(wheel, b"Wheel-Version: 1.0\nGenerator: poetry-core 1.9.0\n")])
+    (diff,) = explain_files(a, b).differences
+    assert diff.path == wheel
+    assert "line 2: 'Generator: poetry-core 1.8.1' -> 'Generator: poetry-core 1.9.0'" in diff.detail
