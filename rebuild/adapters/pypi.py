@@ -237,9 +237,9 @@ def pin_build_requirements(
     generator_dist = pydist.GENERATOR_DISTRIBUTIONS.get(wheel.generator_name.lower())
     if in_tree_backend:
         inferences.append(
-            Inference("backend", "in-tree", "build-system.backend-path: the sdist's own code is the backend")
+            Inference("backend", "in-tree", "build-system.backend-path: the sdist's own code is (part of) the backend")
         )
-    elif generator_dist and wheel.generator_version and "+" in wheel.generator_version:
+    if generator_dist and wheel.generator_version and "+" in wheel.generator_version:
         inferences.append(Inference("backend", wheel.generator, "a local version, not on the index: not pinned"))
     elif generator_dist and wheel.generator_version:
         pinned[pydist.normalize(generator_dist)] = wheel.generator_version
