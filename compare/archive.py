@@ -96,6 +96,8 @@ def _hash_stream(
         chunk = f.read(CHUNK)
         if not chunk:
             break
+        if size == 0 and kept is None and chunk.startswith(ELF_MAGIC):
+            kept = []  # an executable: kept, to tell a build-id difference from a code difference
         size += len(chunk)
         if not budget.take(len(chunk)):
             limit_note()
@@ -109,6 +111,7 @@ def _hash_stream(
     return size, h.hexdigest(), b"".join(kept) if kept is not None else None
 
 
+ELF_MAGIC = b"\x7fELF"
 SMALL_MEMBER = 64 << 10  # members up to this size are kept, so a text difference can be quoted
 
 

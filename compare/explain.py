@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from compare.archive import Archive, Budget, Member, read_archive
+from compare.archive import ELF_MAGIC, Archive, Budget, Member, read_archive
 from compare.errors import CompareError
 
 # member metadata field -> the category people know it by
@@ -135,11 +135,41 @@ def diff_archives(
                 diffs.extend(inner)
             else:
                 detail = f"size {ma.size} -> {mb.size}" if ma.size != mb.size else f"same size {ma.size}, other bytes"
+                elf = _elf_difference(ma.nested, mb.nested)
+                if elf is not None:
+                    build_id_only, what = elf
+                    elf_cats = ("ELF build-id",) if build_id_only else ("content",)
+                    diffs.append(MemberDiff(path, "content", elf_cats, f"{detail}; {what}"))
+                    continue
                 quoted = _first_text_difference(ma.nested, mb.nested)
                 diffs.append(MemberDiff(path, "content", ("content",), f"{detail}; {quoted}" if quoted else detail))
         elif meta_cats:
             diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
     return diffs
+
+
+_BUILD_ID_NOTE = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00"  # NT_GNU_BUILD_ID, 20 bytes
+
+
+def _elf_difference(a: bytes | None, b: bytes | None) -> tuple[bool, str] | None:
+    """For two ELF files: (only the build-id differs?, what differs), else None."""
+    if a is None or b is None or not a.startswith(ELF_MAGIC) or not b.startswith(ELF_MAGIC):
+        return None
+
+    def without_build_id(data: bytes) -> tuple[bytes, str]:
+        at = data.find(_BUILD_ID_NOTE)
+        if at < 0:
+            return data, "none"
+        start = at + len(_BUILD_ID_NOTE)
+        return data[:start] + bytes(20) + data[start + 20 :], data[start : start + 20].hex()
+
+    sa, ida = without_build_id(a)
+    sb, idb = without_build_id(b)
+    ids = f"build-id {ida[:12]}... -> {idb[:12]}..." if ida != idb else f"same build-id {ida[:12]}..."
+    if sa == sb:
+        return True, f"ELF: only the build-id differs ({ids})"
+    differing = sum(x != y for x, y in zip(sa, sb, strict=False)) + abs(len(sa) - len(sb))
+    return False, f"ELF code or data differs in {differing} bytes ({ids})"
 
 
 def _first_text_difference(a: bytes | None, b: bytes | None, width: int = 80) -> str | None:
@@ -177,9 +207,15 @@ def _nested(ma: Member, mb: Member, path: str, budget: Budget, depth: int, notes
 
 def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b")) -> tuple[str, str, tuple[str, ...]]:
     """(kind, classification, categories) of a list of member differences."""
-    content = [d for d in diffs if d.status == "content"]
+    content = [d for d in diffs if d.status == "content" and "ELF build-id" not in d.categories]
+    build_ids = [d for d in diffs if d.status == "content" and "ELF build-id" in d.categories]
     only_a = [d for d in diffs if d.status == "only-a"]
     only_b = [d for d in diffs if d.status == "only-b"]
+    if build_ids and not (content or only_a or only_b):
+        n = len(build_ids)
+        others = [c for d in diffs for c in d.categories if c not in ("ELF build-id", "content")]
+        also = f" (also {', '.join(dict.fromkeys(others))})" if others else ""
+        return "content", f"only the ELF build-id of {n} member{'s' if n != 1 else ''} differs{also}", ("ELF build-id",)
     cats: list[str] = []
     for d in diffs:
         for c in d.categories:

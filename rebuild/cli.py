@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rebuild.errors import EXIT_ENVIRONMENT, Error
@@ -64,9 +65,9 @@ def errors_to_exit(ctx: typer.Context) -> Iterator[None]:
     except (Error, CompareError) as e:
         if _verbose(ctx):
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {e.message}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {esc(e.message)}", soft_wrap=True)
         if e.hint:
-            err.print(f"[dim]hint:[/] {e.hint}", soft_wrap=True)
+            err.print(f"[dim]hint:[/] {esc(e.hint)}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")
@@ -76,9 +77,14 @@ def errors_to_exit(ctx: typer.Context) -> Iterator[None]:
     except Exception as e:
         if _verbose(ctx):
             traceback.print_exc()
-        err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e}", soft_wrap=True)
+        err.print(f"[bold red]internal error:[/] {esc(type(e).__name__)}: {esc(e)}", soft_wrap=True)
         err.print("[dim]hint:[/] run again with --verbose for the traceback, and report it")
         raise typer.Exit(EXIT_ENVIRONMENT) from None
+
+
+def esc(value: Any) -> str:
+    """Text from outside (messages, names, digests) printed literally, never read as rich markup."""
+    return escape(str(value))
 
 
 def print_json(doc: Any) -> None:
@@ -117,7 +123,7 @@ def doctor(
     else:
         table = Table(show_header=False, box=None)
         for check in report.checks:
-            table.add_row("[green]ok[/]" if check.ok else "[red]!![/]", check.name, check.detail)
+            table.add_row("[green]ok[/]" if check.ok else "[red]!![/]", esc(check.name), esc(check.detail))
         out.print(table)
     raise typer.Exit(0 if report.ok else EXIT_ENVIRONMENT)
 
@@ -149,12 +155,12 @@ def image_build(
                 continue
             done.add(r.image.tag)
             if not as_json:
-                err.print(f"[dim]image {r.image.tag}: checking (a first build takes about a minute)...[/]")
+                err.print(f"[dim]image {esc(r.image.tag)}: checking (a first build takes about a minute)...[/]")
             image = builder.ensure(r.image)
             results.append({"image": image.reference, "digest": image.digest, "built": image.built})
             if not as_json:
                 verb = "built" if image.built else "present"
-                out.print(f"image {image.reference} {verb}: {image.digest}")
+                out.print(f"image {esc(image.reference)} {esc(verb)}: {esc(image.digest)}")
     if as_json:
         print_json({"images": results})
 
@@ -177,7 +183,7 @@ def _engine(cache_dir: Path | None, timeout: float) -> Any:
 def _progress(quiet: bool) -> Any:
     def show(stage: str, message: str) -> None:
         if not quiet:
-            err.print(f"[cyan]{stage:>8}[/] {message}", soft_wrap=True)
+            err.print(f"[cyan]{stage:>8}[/] {esc(message)}", soft_wrap=True)
 
     return show
 
@@ -242,9 +248,9 @@ def build(
         print_json(report.as_dict())
         return
     for name, sha in report.artifacts.items():
-        out.print(f"[bold green]built[/] {out_dir / name}  sha256:{sha}")
-    out.print(f"provenance {report.provenance} ({'signed' if report.signed else 'UNSIGNED: pass --key to sign'})")
-    out.print(f"source     {report.source_archive}")
+        out.print(f"[bold green]built[/] {esc(out_dir / name)}  sha256:{esc(sha)}")
+    out.print(f"provenance {esc(report.provenance)} ({'signed' if report.signed else 'UNSIGNED: pass --key to sign'})")
+    out.print(f"source     {esc(report.source_archive)}")
 
 
 def _engine_with(cache_dir: Path | None, timeout: float, mirrors: dict[str, str]) -> Any:
@@ -413,23 +419,23 @@ def _batch_row(ctx: typer.Context, target: str, run: Any) -> dict[str, Any]:
 
 
 def render_verify(report: Any) -> None:
-    out.print(f"provenance {report.provenance} ({report.provenance_signature})")
+    out.print(f"provenance {esc(report.provenance)} ({esc(report.provenance_signature)})")
     for inference in report.plan.inferences:
-        out.print(f"  inferred {inference.field} = {inference.value} ({inference.reason})")
+        out.print(f"  inferred {esc(inference.field)} = {esc(inference.value)} ({esc(inference.reason)})")
     if len(report.attempts) > 1 or (report.attempts and report.attempts[0].label != "as recorded"):
         for number, attempt in enumerate(report.attempts, start=1):
             mark = "[green]match[/]" if attempt.reproduced else f"[red]differs[/]: {attempt.classification}"
-            out.print(f"  attempt {number}: {attempt.label}: {mark} ({attempt.seconds:.1f}s)")
+            out.print(f"  attempt {esc(number)}: {esc(attempt.label)}: {mark} ({attempt.seconds:.1f}s)")
     for c in report.comparisons:
         render_comparison(c)
     for note in report.notes:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {esc(note)}")
     if report.reproduced:
         out.print("[bold green]REPRODUCED[/] bit for bit")
     else:
-        out.print(f"[bold red]NOT REPRODUCED[/]; report: {report.report.parent / 'compare-report.json'}")
+        out.print(f"[bold red]NOT REPRODUCED[/]; report: {esc(report.report.parent / 'compare-report.json')}")
     if report.attestation:
-        out.print(f"attestation {report.attestation}")
+        out.print(f"attestation {esc(report.attestation)}")
     elif report.reproduced:
         out.print("[yellow]no --key given: nothing was attested[/]")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
@@ -446,7 +452,7 @@ def render_batch(rows: list[dict[str, Any]]) -> None:
     colours = {"reproduced": "green", "not reproduced": "red", "could not rebuild": "yellow"}
     for row in rows:
         verdict = f"[{colours[row['verdict']]}]{row['verdict']}[/]"
-        table.add_row(row["target"], verdict, row["detail"], str(row["attempts"]), f"{row['seconds']:.1f}")
+        table.add_row(esc(row["target"]), verdict, esc(row["detail"]), str(row["attempts"]), f"{row['seconds']:.1f}")
     out.print(table)
     counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in colours}
     out.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(rows)}")
@@ -470,7 +476,7 @@ def buildinfo_cmd(
     if as_json:
         print_json({"buildinfo": str(written)})
     else:
-        out.print(f"buildinfo {written}")
+        out.print(f"buildinfo {esc(written)}")
 
 
 # --- provenance show -------------------------------------------------------------
@@ -506,28 +512,28 @@ def provenance_show(
         print_json({"file": str(file), "statements": docs, "problems": problems})
         return
     for doc in docs:
-        out.print(f"[bold]{doc['where']}[/] ({doc['wrapper']}): {doc['predicateType']}")
-        out.print(f"  signature   {doc['signature']}")
+        out.print(f"[bold]{esc(doc['where'])}[/] ({esc(doc['wrapper'])}): {esc(doc['predicateType'])}")
+        out.print(f"  signature   {esc(doc['signature'])}")
         for s in doc["subjects"]:
             digests = ", ".join(f"{k}:{v[:16]}..." for k, v in sorted(s["digest"].items()))
-            out.print(f"  subject     {s['name']}  {digests}")
+            out.print(f"  subject     {esc(s['name'])}  {esc(digests)}")
         for field, label in (("builder", "builder"), ("buildType", "buildType"), ("invocation", "invocation")):
             if doc.get(field):
-                out.print(f"  {label:<11} {doc[field]}")
+                out.print(f"  {label:<11} {esc(doc[field])}")
         source = doc.get("source")
         if source:
             where = source.get("repository") or source.get("uri")
             ref = f" ({source['ref']})" if source.get("ref") else ""
-            out.print(f"  source      {where}{ref} at commit {source.get('commit') or '?'}")
+            out.print(f"  source      {esc(where)}{esc(ref)} at commit {esc(source.get('commit') or '?')}")
         elif "source" in doc:
             out.print("  source      [yellow]none recorded[/]")
         rebuild = doc.get("rebuild", {})
         if rebuild.get("possible", True) and rebuild.get("recipe"):
-            out.print(f"  rebuild     recipe {rebuild['recipe']} -> {', '.join(rebuild.get('outputs', []))}")
+            out.print(f"  rebuild     recipe {esc(rebuild['recipe'])} -> {esc(', '.join(rebuild.get('outputs', [])))}")
         elif rebuild:
-            out.print(f"  rebuild     [yellow]not possible:[/] {rebuild.get('reason')}")
+            out.print(f"  rebuild     [yellow]not possible:[/] {esc(rebuild.get('reason'))}")
     for problem in problems:
-        out.print(f"[yellow]unreadable:[/] {problem}")
+        out.print(f"[yellow]unreadable:[/] {esc(problem)}")
 
 
 # --- compare -------------------------------------------------------------------
@@ -606,9 +612,9 @@ def compare_cmd(
                 f"{len(sets.only_a)} only in {a}, {len(sets.only_b)} only in {b}"
             )
             for name in sets.only_a:
-                out.print(f"  only in {a}: {name}")
+                out.print(f"  only in {esc(a)}: {esc(name)}")
             for name in sets.only_b:
-                out.print(f"  only in {b}: {name}")
+                out.print(f"  only in {esc(b)}: {esc(name)}")
         for r in reports:
             render_comparison(r)
     raise typer.Exit(0 if identical else 1)
@@ -616,24 +622,28 @@ def compare_cmd(
 
 def render_comparison(r: Any, top: int = 10) -> None:
     if r.identical:
-        out.print(f"[bold green]identical[/] {r.name}  sha256:{r.verdict.a.sha256}  {r.verdict.a.size} bytes")
+        out.print(
+            f"[bold green]identical[/] {esc(r.name)}  sha256:{esc(r.verdict.a.sha256)}  {esc(r.verdict.a.size)} bytes"
+        )
         return
     out.print(
-        f"[bold red]different[/] {r.name}: {r.verdict.a.size} vs {r.verdict.b.size} bytes, "
+        f"[bold red]different[/] {esc(r.name)}: {r.verdict.a.size} vs {r.verdict.b.size} bytes, "
         f"sha256 {r.verdict.a.sha256[:16]}... vs {r.verdict.b.sha256[:16]}..."
     )
     e = r.explanation
     if e is not None:
-        out.print(f"  [bold]{e.classification}[/]" + (f"  ({e.format})" if e.format else ""))
+        out.print(f"  [bold]{esc(e.classification)}[/]" + (f"  ({esc(e.format)})" if e.format else ""))
         for d in e.differences[:top]:
-            out.print(f"    {d.status:9} {d.path}" + (f"  [dim]{d.detail}[/]" if d.detail else ""), soft_wrap=True)
+            out.print(
+                f"    {d.status:9} {esc(d.path)}" + (f"  [dim]{esc(d.detail)}[/]" if d.detail else ""), soft_wrap=True
+            )
         if len(e.differences) > top:
-            out.print(f"    ... and {len(e.differences) - top} more")
+            out.print(f"    ... and {esc(len(e.differences) - top)} more")
         for note in e.notes:
-            out.print(f"  [yellow]note:[/] {note}", soft_wrap=True)
+            out.print(f"  [yellow]note:[/] {esc(note)}", soft_wrap=True)
     if r.diffoscope is not None and r.diffoscope.reports:
         for fmt, path in r.diffoscope.reports.items():
-            out.print(f"  diffoscope {fmt}: {path}")
+            out.print(f"  diffoscope {esc(fmt)}: {esc(path)}")
 
 
 # --- key -----------------------------------------------------------------------
@@ -673,8 +683,8 @@ def key_generate(
             }
         )
     else:
-        out.print(f"wrote {private_path} (private, 0600) and {public_path}")
-        out.print(f"keyid {key.keyid}")
+        out.print(f"wrote {esc(private_path)} (private, 0600) and {esc(public_path)}")
+        out.print(f"keyid {esc(key.keyid)}")
 
 
 @key_app.command("show")
@@ -697,7 +707,9 @@ def key_show(
     if as_json:
         print_json(info)
     else:
-        out.print(f"{info['type']} {'private' if info['private'] else 'public'} key, keyid {info['keyid']}")
+        out.print(
+            f"{esc(info['type'])} {esc('private' if info['private'] else 'public')} key, keyid {esc(info['keyid'])}"
+        )
 
 
 # --- attestation ---------------------------------------------------------------
@@ -758,15 +770,19 @@ def attestation_verify(
             raise VerificationError(f"attestation verification failed: {verdict.message}")
     if not as_json:
         for summary in verdict.accepted:
-            out.print(f"[bold green]verified[/] {summary['subject']} ({summary['digest']})")
-            out.print(f"  result    PASSED, levels {', '.join(summary['verifiedLevels'] or [])}")
-            out.print(f"  verifier  {summary['verifier']}, signed by {', '.join(k[:16] for k in summary['signers'])}")
-            out.print(f"  when      {summary['timeVerified']}")
+            out.print(f"[bold green]verified[/] {esc(summary['subject'])} ({esc(summary['digest'])})")
+            out.print(f"  result    PASSED, levels {esc(', '.join(summary['verifiedLevels'] or []))}")
+            out.print(
+                f"  verifier  {esc(summary['verifier'])}, signed by {', '.join(k[:16] for k in summary['signers'])}"
+            )
+            out.print(f"  when      {esc(summary['timeVerified'])}")
             sources = [a.get("uri") for a in summary["inputAttestations"] if isinstance(a, dict)]
-            out.print(f"  source    {summary['resourceUri']}; provenance {', '.join(map(str, sources)) or '-'}")
+            out.print(
+                f"  source    {esc(summary['resourceUri'])}; provenance {esc(', '.join(map(str, sources)) or '-')}"
+            )
             for deviation in summary["deviations"]:
-                out.print(f"  deviation {deviation}")
-        out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met")
+                out.print(f"  deviation {esc(deviation)}")
+        out.print(f"{esc(len(verdict.signers))} distinct trusted signer(s); threshold {esc(threshold)} met")
 
 
 @attestation_app.command("show")
@@ -799,11 +815,11 @@ def attestation_show(
         return
     err.print("[yellow]not verified:[/] signatures were not checked (use `rebuild attestation verify`)")
     for item in shown:
-        out.print(f"[bold]{item['origin']}[/] {item['wrapper']}, {item['signatures']} signature(s)")
+        out.print(f"[bold]{esc(item['origin'])}[/] {esc(item['wrapper'])}, {esc(item['signatures'])} signature(s)")
         if "statement" in item:
             out.print_json(data=item["statement"])
         else:
-            out.print(f"  [red]{item['error']}[/]")
+            out.print(f"  [red]{esc(item['error'])}[/]")
 
 
 def main() -> NoReturn:

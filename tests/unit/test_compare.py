@@ -300,3 +300,20 @@ def test_a_small_text_member_that_differs_is_quoted(tmp_path: Path) -> None:
     (diff,) = explain_files(a, b).differences
     assert diff.path == wheel
     assert "line 2: 'Generator: poetry-core 1.8.1' -> 'Generator: poetry-core 1.9.0'" in diff.detail
+
+
+def _elf(build_id: bytes, code: bytes) -> bytes:
+    note = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00" + build_id
+    return b"\x7fELF\x02\x01\x01" + bytes(57) + note + code
+
+
+def test_elf_members_that_differ_only_in_build_id_are_named(tmp_path: Path) -> None:
+    a = make_zip(tmp_path / "a.zip", [("bin/tool", _elf(b"\x01" * 20, b"code"))])
+    b = make_zip(tmp_path / "b.zip", [("bin/tool", _elf(b"\x02" * 20, b"code"))])
+    e = explain_files(a, b)
+    assert e.classification == "only the ELF build-id of 1 member differs"
+    assert "ELF: only the build-id differs (build-id 010101010101... -> 020202020202...)" in e.differences[0].detail
+    c = make_zip(tmp_path / "c.zip", [("bin/tool", _elf(b"\x02" * 20, b"CODE"))])
+    e = explain_files(a, c)
+    assert e.classification == "content of 1 member"
+    assert "ELF code or data differs in 4 bytes" in e.differences[0].detail

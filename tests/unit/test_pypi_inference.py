@@ -138,7 +138,7 @@ def test_release_selection_and_its_refusals(tmp_path: Path) -> None:
         f("demo-1.1.tar.gz"),
     ]
     assert str(_choose_version(files, "demo", None)) == "1.1"
-    with pytest.raises(InputError, match="has no release 3.0"):
+    with pytest.raises(InputError, match=r"has no release 3\.0"):
         _choose_version(files, "demo", "3.0")
     sdist, wheel, _ = _choose_files(files, "demo", _choose_version(files, "demo", "1.0"))
     assert (sdist.filename, wheel.filename) == ("demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl")
