@@ -18,6 +18,7 @@ import shutil
 import stat
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -123,10 +124,12 @@ class DockerSandbox:
             # working_dir would reset the tmpfs mode to 0755, so the script cds there itself.)
             tmpfs_opts = f"rw,exec,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"
             container = None
+            name = f"rebuild-{uuid.uuid4().hex[:16]}"  # known before create: an interrupted create is found
             started = time.monotonic()
             try:
                 container = self.client.containers.create(
                     request.image,
+                    name=name,
                     command=container_command(request),
                     environment=dict(request.env),
                     user=f"{request.uid}:{request.gid}",
@@ -171,6 +174,9 @@ class DockerSandbox:
             except DockerException as e:
                 raise SandboxError(f"the Docker engine refused the build container: {e}") from e
             finally:
+                if container is None:  # interrupted (or failed) while the engine was creating it
+                    with contextlib.suppress(DockerException):
+                        container = self.client.containers.get(name)
                 if container is not None:
                     _remove(container)
 

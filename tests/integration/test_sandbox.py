@@ -159,8 +159,9 @@ def test_interrupted_process_leaves_no_container(docker_client: Any, builder_ima
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "starting"
-    for _ in range(100):  # wait until the container runs
-        if docker_client.containers.list(filters={"label": LABEL}):
+    for _ in range(100):  # wait until the container runs (created is not enough: start is still in flight)
+        if docker_client.containers.list(filters={"label": LABEL, "status": "running"}):
+            time.sleep(0.5)  # and the client is waiting on it
             break
         time.sleep(0.2)
     else:
