@@ -32,7 +32,6 @@ class ResolveContext:
     provenance_keys: Sequence[PublicKey] = ()
     index_url: str = DEFAULT_INDEX
     git_mirrors: Mapping[str, str] = field(default_factory=dict)
-    trust_root: Path | None = None
     archive: str = DEFAULT_DEBIAN_ARCHIVE
     suite: str = "bookworm"
     allow_newer_build_deps: bool = False

@@ -28,9 +28,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from compare.digest import sha256_file
 from rebuild import pydist
 from rebuild.adapters import ResolveContext
-from rebuild.errors import FetchError, InputError, PlanError
+from rebuild.errors import DigestMismatchError, FetchError, InputError, PlanError
 from rebuild.fetch import USER_AGENT, Fetcher
 from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
 from rebuild.resolution import Candidate, Resolution
@@ -369,6 +370,12 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     ctx.progress("resolve", f"fetching {sdist.filename} and {wheel.filename}, checked against the index's sha256")
     sdist_path = fetcher.fetch(sdist.url, sdist.sha256, f"sdist {sdist.filename}")
     wheel_path = fetcher.fetch(wheel.url, wheel.sha256, f"wheel {wheel.filename}")
+    for held in ctx.artifacts:  # the user's own copy must be the file the index publishes
+        if sha256_file(held) != wheel.sha256:
+            raise DigestMismatchError(
+                f"--artifact {held.name} is not the {wheel.filename} the index publishes (sha256 differs)",
+                f"the index's sha256 is {wheel.sha256}",
+            )
     sdist_facts = pydist.read_sdist(sdist_path)
     wheel_facts = pydist.read_wheel(wheel_path)
     inferences = []

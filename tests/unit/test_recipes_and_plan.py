@@ -126,6 +126,25 @@ def test_plan_round_trips_through_provenance() -> None:
     assert plan_from_provenance(parse_statement(_provenance(PLAN))) == PLAN
 
 
+def test_git_debian_and_deviating_plans_round_trip_too() -> None:
+    """A git commit, a .dsc with its files, extra recorded variables and deviations all come back exactly."""
+    import dataclasses
+
+    git = dataclasses.replace(PLAN, source=Source("git+https://example.org/r@refs/tags/v1", "66" * 32, "git", "a" * 40))
+    assert plan_from_provenance(parse_statement(_provenance(git))) == git
+    deb = dataclasses.replace(
+        PLAN,
+        source=Source("https://deb.example/pool/h/hello_1.0-1.dsc", "77" * 32, "dsc"),
+        inputs=(
+            Input("source", "hello_1.0.orig.tar.gz", "https://deb.example/pool/h/hello_1.0.orig.tar.gz", "88" * 32),
+        ),
+        environment=Environment(None, "/build/reproducible-path", extra={"DEB_BUILD_OPTIONS": "parallel=2"}),
+        deviations=("build dependency debhelper: recorded 13.11.3, used the archive's 13.11.4",),
+    )
+    back = plan_from_provenance(parse_statement(_provenance(deb)))
+    assert back == deb and back.environment.variables()["DEB_BUILD_OPTIONS"] == "parallel=2"
+
+
 @pytest.mark.parametrize(
     "path",
     [
