@@ -370,10 +370,10 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     ctx.progress("resolve", f"fetching {sdist.filename} and {wheel.filename}, checked against the index's sha256")
     sdist_path = fetcher.fetch(sdist.url, sdist.sha256, f"sdist {sdist.filename}")
     wheel_path = fetcher.fetch(wheel.url, wheel.sha256, f"wheel {wheel.filename}")
-    for held in ctx.artifacts:  # the user's own copy must be the file the index publishes
-        if sha256_file(held) != wheel.sha256:
+    for own in ctx.artifacts:  # the user's own copy must be the file the index publishes
+        if sha256_file(own) != wheel.sha256:
             raise DigestMismatchError(
-                f"--artifact {held.name} is not the {wheel.filename} the index publishes (sha256 differs)",
+                f"--artifact {own.name} is not the {wheel.filename} the index publishes (sha256 differs)",
                 f"the index's sha256 is {wheel.sha256}",
             )
     sdist_facts = pydist.read_sdist(sdist_path)
@@ -389,8 +389,8 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     )
     inferences += pinned
     ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
-    wheelhouse, held = resolve_as_of(requires, wheel.upload_time, index, ctx.index_url)
-    inferences += held
+    wheelhouse, held_back = resolve_as_of(requires, wheel.upload_time, index, ctx.index_url)
+    inferences += held_back
     recipe = ctx.book.get(RECIPE)
     params = {"source_strip": "1"}
     if "-py2.py3-" in wheel.filename and sdist_facts.backend.startswith("setuptools"):
