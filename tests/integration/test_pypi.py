@@ -116,3 +116,12 @@ def local_index(root: Path, names: list[str]) -> str:
     page.mkdir(parents=True)
     (page / "index.html").write_text("<html><body>" + "".join(links) + "</body></html>")
     return f"file://{root}/simple"
+
+
+def test_the_users_own_copy_must_be_the_published_wheel(tmp_path: Path) -> None:
+    index = local_index(tmp_path, ["demo-1.0.tar.gz", "demo-1.0-py3-none-any.whl"])
+    mine = tmp_path / "demo-1.0-py3-none-any.whl"
+    mine.write_bytes(b"a wheel someone handed me")
+    r = rebuild("verify", "pypi:demo==1.0", "--index-url", index, "--artifact", str(mine), "--out", str(tmp_path / "v"))
+    assert r.returncode == 1, r.stderr
+    assert "--artifact demo-1.0-py3-none-any.whl is not the demo-1.0-py3-none-any.whl the index publishes" in r.stderr
