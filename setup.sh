@@ -55,7 +55,7 @@ fi
 say "Docker engine answers"
 
 # --- 4. builder images --------------------------------------------------------
-# The images of the recipes with a fixed package set (python-build shares python-wheel's). The
-# debian-binary recipe's image is made per source package, from its build dependencies, when needed.
-"$VENV/bin/rebuild" image build command python-wheel python-build npm-pack
+# The images of the recipes with a fixed package set; the debian-binary recipe's image is made per
+# source package, from its build dependencies, when first needed.
+"$VENV/bin/rebuild" image build --all
 say "ready: $VENV/bin/rebuild"

@@ -146,7 +146,8 @@ def image_build(
 
     with errors_to_exit(ctx):
         book = _book(recipes)
-        chosen = book.all() if all_ or not recipe else [book.get(name) for name in recipe]
+        every = [r for r in book.all() if not r.image_per_build]  # per-build images are made when needed
+        chosen = every if all_ or not recipe else [book.get(name) for name in recipe]
         builder = ImageBuilder(connect(), _cache(cache_dir))
         results = []
         done: set[str] = set()

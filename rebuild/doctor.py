@@ -72,6 +72,11 @@ def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
         if spec.tag in seen:
             continue
         seen.add(spec.tag)
+        if recipe.image_per_build:
+            made = "made for each build from its package set, when first needed"
+            report.images.append({"image": spec.name, "digest": made, "recipes": recipe.name})
+            report.checks.append(Check(f"image {spec.name}", True, made))
+            continue
         digest = "unknown (no engine)"
         if client is not None:
             found = ImageBuilder(client, cache_dir).find_local(spec.tag)

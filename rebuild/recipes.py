@@ -44,6 +44,7 @@ class Recipe:
     steps: tuple[str, ...]
     path: Path
     sha256: str  # of the file's bytes
+    image_per_build: bool = False  # the adapter sets the image's packages per build (made when needed)
 
     def render_steps(self, values: Mapping[str, str], build_path: str) -> tuple[str, ...]:
         """The steps with ``{{name}}`` placeholders filled in.
@@ -135,6 +136,7 @@ def load_recipe_file(path: Path) -> Recipe:
         steps=tuple(doc["steps"]),
         path=path,
         sha256=sha256_bytes(raw),
+        image_per_build=bool(img.get("per_build", False)),
     )
 
 
