@@ -332,10 +332,10 @@ def verify(
         signer = _signer(key)
         trusted = [load_public_key(k) for k in provenance_key or []]
         mirrors = parse_mirrors(git_mirror or [])
-        engine = _engine_with(cache_dir, timeout, mirrors)
         book = _book(recipes)
     batch = len(all_targets) > 1
     progress = _progress(as_json)
+    engines: list[Any] = []  # connected once, after the first target resolves (bad input never waits on Docker)
 
     def run(target: str) -> Any:
         target_out = out_dir / _slug(target) if batch else out_dir
@@ -354,10 +354,12 @@ def verify(
         )
         with stages.stage("resolve", f"resolving {target}"):
             resolution = resolve(target, resolve_ctx)
+        if not engines:
+            engines.append(_engine_with(cache_dir, timeout, mirrors))
         return verify_resolution(
             resolution,
             target_out,
-            engine,
+            engines[0],
             book,
             signer=signer,
             attest_failures=attest_failures,

@@ -38,20 +38,42 @@ class ResolveContext:
     progress: Callable[[str, str], None] = lambda s, m: None
 
 
-def resolve(target: str, ctx: ResolveContext) -> Resolution:
-    """The adapter for ``target``: ``pypi:...``, ``deb:...``, a ``.buildinfo`` file, else a provenance file."""
-    if target.startswith("pypi:"):
-        from rebuild.adapters.pypi import resolve_pypi
+def _pypi(target: str, ctx: ResolveContext) -> Resolution:
+    from rebuild.adapters.pypi import resolve_pypi
 
-        return resolve_pypi(target, ctx)
-    if target.startswith("deb:"):
-        from rebuild.adapters.debian import resolve_deb
+    return resolve_pypi(target, ctx)
 
-        return resolve_deb(target, ctx)
-    if target.endswith(".buildinfo"):
-        from rebuild.adapters.buildinfo import resolve_buildinfo
 
-        return resolve_buildinfo(Path(target), ctx)
+def _deb(target: str, ctx: ResolveContext) -> Resolution:
+    from rebuild.adapters.debian import resolve_deb
+
+    return resolve_deb(target, ctx)
+
+
+def _buildinfo(target: str, ctx: ResolveContext) -> Resolution:
+    from rebuild.adapters.buildinfo import resolve_buildinfo
+
+    return resolve_buildinfo(Path(target), ctx)
+
+
+def _provenance(target: str, ctx: ResolveContext) -> Resolution:
     from rebuild.adapters.provenance import resolve_provenance_file
 
     return resolve_provenance_file(Path(target), ctx)
+
+
+# The adapters, most specific first: (name, does it take this target?, resolve)
+ADAPTERS: tuple[tuple[str, Callable[[str], bool], Callable[[str, ResolveContext], Resolution]], ...] = (
+    ("pypi release", lambda t: t.startswith("pypi:"), _pypi),
+    ("debian source package", lambda t: t.startswith("deb:"), _deb),
+    ("debian .buildinfo", lambda t: t.endswith(".buildinfo"), _buildinfo),
+    ("provenance file", lambda t: True, _provenance),
+)
+
+
+def resolve(target: str, ctx: ResolveContext) -> Resolution:
+    """The first adapter that takes ``target`` turns it into a resolution."""
+    for _name, takes, adapter in ADAPTERS:
+        if takes(target):
+            return adapter(target, ctx)
+    raise AssertionError("the provenance-file adapter takes every target")  # pragma: no cover
