@@ -194,16 +194,33 @@ def _check_request(request: BuildRequest) -> None:
             raise SandboxError(f"input {m.source} does not exist")
 
 
+WAIT_POLL_S = 2.0  # the client returns to Python this often, so Ctrl-C and SIGTERM are acted on at once
+
+
 def _wait(container: Any, timeout_s: float) -> int | None:
-    """The exit code, or None when the timeout passed (the container is then killed)."""
+    """The exit code, or None when the timeout passed (the container is then killed).
+
+    The wait is a series of short waits rather than one long blocking request: a signal that lands
+    while the client blocks in the socket is then handled within seconds, whichever thread got it.
+    """
     import requests
 
-    try:
-        status = container.wait(timeout=timeout_s)
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-        container.kill()
-        return None
-    return int(status.get("StatusCode", -1))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            container.kill()
+            return None
+        asked = time.monotonic()
+        try:
+            status = container.wait(timeout=max(1, min(WAIT_POLL_S, remaining)))
+        except requests.exceptions.ReadTimeout:
+            continue  # still running
+        except requests.exceptions.ConnectionError as e:
+            if time.monotonic() - asked >= 0.9:
+                continue  # docker-py reports a read timeout on a unix socket as a ConnectionError too
+            raise SandboxError(f"lost the Docker engine while the build ran: {e}") from e
+        return int(status.get("StatusCode", -1))
 
 
 def _logs(container: Any) -> str:
