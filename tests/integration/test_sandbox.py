@@ -142,9 +142,13 @@ def test_unpinned_image_is_refused(docker_client: Any, tmp_path: Path) -> None:
 def test_interrupted_process_leaves_no_container(docker_client: Any, builder_image: str, tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
+        import signal
         import sys
         from pathlib import Path
         from rebuild.engine import connect
+        # a shell runs background jobs with SIGINT ignored, and children inherit that: this test is about
+        # what the sandbox does on Ctrl-C, so it asks for Python's usual KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from rebuild.sandbox import BuildRequest, DockerSandbox
         out = Path({str(tmp_path)!r}) / "out"; out.mkdir()
         req = BuildRequest(image={builder_image!r}, steps=("echo running", "sleep 300"), env={{"PATH": "/bin"}})
