@@ -278,6 +278,15 @@ def _published(targets: Sequence[Target], provenance: Path, given: Sequence[Path
     return published
 
 
+def _expected_sha256(targets: Sequence[Target], output: str, path: Path) -> str | None:
+    """The sha256 the provenance names for an output: its own, or the file's when it matched by sha512."""
+    target = next(t for t in targets if t.output == output)
+    if "sha256" in target.subject.digest:
+        return target.subject.digest["sha256"].lower()
+    digests = file_digests(path)
+    return digests["sha256"] if subject_for(_statement_of(target), digests) else None
+
+
 def _statement_of(target: Target) -> ParsedStatement:
     return ParsedStatement("", "", (target.subject,), {}, {})
 
@@ -350,7 +359,7 @@ def resolve_foreign(path: Path, found: FoundStatement, ctx: ResolveContext) -> R
     )
     pyproject, commit_time = _tree_facts(tarball)
     recipe = ctx.book.get(rebuild["recipe"])
-    outputs = tuple(Output(name, file_digests(p)["sha256"]) for name, p in sorted(published.items()))
+    outputs = tuple(Output(name, _expected_sha256(targets, name, path)) for name, path in sorted(published.items()))
     inferences: list[Inference] = []
     inputs: tuple[Input, ...] = ()
     params: dict[str, str] = {}

@@ -176,6 +176,21 @@ def test_github_v1_provenance_of_a_python_wheel_reproduces_from_git(tmp_path: Pa
     )
     assert check.returncode == 0, check.stderr + check.stdout
 
+    # a tampered copy under the published name meets its statement by name, and is not reproduced
+    tampered = tmp_path / "tampered" / wheel.name
+    tampered.parent.mkdir()
+    data = bytearray(wheel.read_bytes())
+    data[-30] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    r = rebuild(
+        "verify", str(provenance), "--artifact", str(tampered), "--git-mirror", mirror, "--out", str(tmp_path / "t"),
+        "--json", "--no-diffoscope",
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    bad = json.loads(r.stdout)
+    assert bad["reproduced"] is False and bad["published_matches_provenance"] == {wheel.name: False}
+    assert f"published {wheel.name} is not the artifact the provenance names (sha256 differs)" in bad["notes"]
+
 
 def test_a_commit_that_is_not_in_the_repository_is_named(tmp_path: Path) -> None:
     make_repo(tmp_path / "mirror", "greetlib", PY_FILES)
