@@ -21,9 +21,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from rebuild.errors import InputError
-from rebuild.wheelhouse import LEGACY_REQUIRES
-
-__all__ = ["LEGACY_REQUIRES"]  # re-exported: the adapters name it through this module
+from rebuild.plan import Inference
 
 # Generator name in WHEEL -> the distribution that is the backend (or provides bdist_wheel)
 GENERATOR_DISTRIBUTIONS = {
@@ -41,6 +39,58 @@ GENERATOR_DISTRIBUTIONS = {
 FIXED_TIME_BACKENDS = ("flit_core", "poetry", "pdm")
 _GENERATOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\(?\s*v?([0-9][A-Za-z0-9.+!\-]*)\)?")
 DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
+LEGACY_REQUIRES = ("setuptools>=40.8.0", "wheel")  # pip's default for projects without build-system.requires
+
+
+@dataclass(frozen=True)
+class BuildSystem:
+    """A pyproject.toml's ``[build-system]``: ``requires`` is None when it does not say."""
+
+    requires: tuple[str, ...] | None
+    backend: str = DEFAULT_BACKEND
+    in_tree_backend: bool = False  # backend-path: the source builds itself
+    has_pyproject: bool = True
+
+    @property
+    def requirements(self) -> list[str]:
+        """What pip installs to build: the declared requires, or its legacy default."""
+        return list(self.requires if self.requires is not None else LEGACY_REQUIRES)
+
+    def inference(self) -> Inference | None:
+        """The legacy default, recorded as inference, when the source does not declare its requirements."""
+        if self.requires is not None:
+            return None
+        why = (
+            "no pyproject.toml: pip's default for setup.py projects"
+            if not self.has_pyproject
+            else "pyproject.toml has no build-system.requires: pip's default"
+        )
+        return Inference("build-system.requires", ", ".join(LEGACY_REQUIRES), why)
+
+
+def read_build_system(text: str | None, where: str) -> BuildSystem:
+    """Parse ``[build-system]`` of a pyproject.toml's text (None: there is no pyproject.toml).
+
+    Raises:
+        InputError: the text is not TOML.
+    """
+    if text is None:
+        return BuildSystem(None, has_pyproject=False)
+    try:
+        table = tomllib.loads(text).get("build-system", {})
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{where}: pyproject.toml is not valid TOML: {e}") from e
+    if not isinstance(table, dict):
+        return BuildSystem(None)
+    raw = table.get("requires")
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        return BuildSystem(None, in_tree_backend=bool(table.get("backend-path")))
+    backend = table.get("build-backend")
+    return BuildSystem(
+        tuple(raw),
+        backend if isinstance(backend, str) and backend else DEFAULT_BACKEND,
+        bool(table.get("backend-path")),
+    )
 
 
 @dataclass(frozen=True)
@@ -55,11 +105,8 @@ class WheelFacts:
 @dataclass(frozen=True)
 class SdistFacts:
     top_dir: str
-    requires: tuple[str, ...] | None  # None: no pyproject.toml build-system.requires
-    backend: str
+    build_system: BuildSystem
     pkg_info_mtime: int | None
-    has_pyproject: bool
-    in_tree_backend: bool = False  # build-system.backend-path: the sdist builds itself
 
 
 def normalize(name: str) -> str:
@@ -111,21 +158,7 @@ def read_sdist(path: Path) -> SdistFacts:
                 text = handle.read().decode("utf-8", "replace") if handle else None
     except (OSError, tarfile.TarError, EOFError) as e:
         raise InputError(f"{path.name} is not a readable sdist: {e}") from e
-    requires: tuple[str, ...] | None = None
-    backend = DEFAULT_BACKEND
-    if text is not None:
-        try:
-            build_system = tomllib.loads(text).get("build-system", {})
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{path.name}: pyproject.toml is not valid TOML: {e}") from e
-        raw = build_system.get("requires")
-        if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
-            requires = tuple(raw)
-            backend = str(build_system.get("build-backend") or DEFAULT_BACKEND)
-        in_tree = bool(build_system.get("backend-path"))
-    else:
-        in_tree = False
-    return SdistFacts(top, requires, backend, int(pkg_info.mtime) if pkg_info else None, pyproject is not None, in_tree)
+    return SdistFacts(top, read_build_system(text, path.name), int(pkg_info.mtime) if pkg_info else None)
 
 
 def pin(requirement: str, version: str) -> str:
@@ -138,10 +171,6 @@ def pin(requirement: str, version: str) -> str:
 
 def requirement_name(requirement: str) -> str:
     return normalize(Requirement(requirement).name)
-
-
-def backend_requirements(sdist: SdistFacts) -> list[str]:
-    return list(sdist.requires) if sdist.requires is not None else list(LEGACY_REQUIRES)
 
 
 def is_fixed_time_backend(backend: str) -> bool:

@@ -12,39 +12,26 @@ import json
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from rebuild.errors import FetchError, InputError
 from rebuild.plan import Inference, Input
+from rebuild.pydist import read_build_system
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 BUILDER_PYTHON = "3.11"  # Debian bookworm's python3
-LEGACY_REQUIRES = ["setuptools>=40.8.0", "wheel"]  # pip's default for projects without pyproject.toml
 
 
 def build_requirements(tree: Path) -> tuple[list[str], Inference | None]:
-    """``build-system.requires`` of a tree (pip's legacy default when there is none)."""
+    """``build-system.requires`` of a tree (pip's legacy default when there is none, as inference)."""
     pyproject = tree / "pyproject.toml"
-    if not pyproject.is_file():
-        return LEGACY_REQUIRES, Inference(
-            "build-system.requires",
-            ", ".join(LEGACY_REQUIRES),
-            "no pyproject.toml: pip's default for setup.py projects",
-        )
     try:
-        doc = tomllib.loads(pyproject.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        text = pyproject.read_text("utf-8") if pyproject.is_file() else None
+    except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{pyproject}: {e}") from e
-    requires = doc.get("build-system", {}).get("requires")
-    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-        return LEGACY_REQUIRES, Inference(
-            "build-system.requires",
-            ", ".join(LEGACY_REQUIRES),
-            "pyproject.toml has no build-system.requires: pip's default",
-        )
-    return list(requires), None
+    system = read_build_system(text, str(tree))
+    return system.requirements, system.inference()
 
 
 def resolve_wheelhouse(

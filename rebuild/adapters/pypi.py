@@ -227,14 +227,19 @@ def _choose_files(files: list[IndexFile], name: str, version: Version) -> tuple[
 
 def pin_build_requirements(
     requires: list[str],
-    wheel: pydist.WheelFacts,
+    wheel: pydist.WheelFacts | None,
     uploaded: datetime | None,
-    index: SimpleIndex,
+    index: SimpleIndex | None,
     in_tree_backend: bool = False,
 ) -> tuple[list[str], list[Inference]]:
-    """``requires`` with the backend pinned from the wheel's Generator and the rest as of the upload time."""
+    """``requires`` with the backend pinned from the wheel's Generator and the rest as of the upload time.
+
+    Without a published wheel nothing is pinned from a Generator; without an upload time (and index)
+    the other requirements are left to pip's newest match, and that is recorded.
+    """
     inferences = []
     pinned: dict[str, str] = {}
+    wheel = wheel or pydist.WheelFacts("", "", "", ())
     generator_dist = pydist.GENERATOR_DISTRIBUTIONS.get(wheel.generator_name.lower())
     if in_tree_backend:
         inferences.append(
@@ -259,13 +264,13 @@ def pin_build_requirements(
         try:
             req = Requirement(text)
         except InvalidRequirement as e:
-            raise PlanError(f"the sdist's build-system.requires entry {text!r} is invalid: {e}") from e
+            raise PlanError(f"the build-system.requires entry {text!r} is invalid: {e}") from e
         key = pydist.normalize(req.name)
         names.add(key)
         if key in pinned:
             out.append(pydist.pin(text, pinned[key]))
             continue
-        version = _newest_before(index, req.name, req.specifier, uploaded) if uploaded else None
+        version = _newest_before(index, req.name, req.specifier, uploaded) if uploaded and index else None
         if version:
             out.append(pydist.pin(text, version))
             inferences.append(
@@ -273,7 +278,7 @@ def pin_build_requirements(
             )
         else:
             out.append(text)
-            inferences.append(Inference(req.name, text, "no upload times on the index: pip's newest match"))
+            inferences.append(Inference(req.name, text, "no release date to hold it to: pip's newest match"))
     for key, version in pinned.items():
         if key not in names:  # e.g. bdist_wheel's 'wheel' for a setuptools build
             out.append(f"{key}=={version}")
@@ -346,7 +351,7 @@ def epoch_candidates(
         unset.insert(0, (f"SOURCE_DATE_EPOCH unset, TZ of the publisher ({zone[1]})", None, zone[0]))
     ordered = (
         unset + wheel_time + pkg_info
-        if pydist.is_fixed_time_backend(sdist.backend) or zone is not None
+        if pydist.is_fixed_time_backend(sdist.build_system.backend) or zone is not None
         else wheel_time + pkg_info + unset
     )
     seen: set[tuple[int | None, str]] = set()
@@ -378,14 +383,11 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
             )
     sdist_facts = pydist.read_sdist(sdist_path)
     wheel_facts = pydist.read_wheel(wheel_path)
-    inferences = []
-    if sdist_facts.requires is None:
-        why = "no pyproject.toml" if not sdist_facts.has_pyproject else "pyproject.toml has no build-system.requires"
-        inferences.append(
-            Inference("build-system.requires", ", ".join(pydist.LEGACY_REQUIRES), f"{why}: pip's default")
-        )
+    system = sdist_facts.build_system
+    legacy = system.inference()
+    inferences = [legacy] if legacy else []
     requires, pinned = pin_build_requirements(
-        pydist.backend_requirements(sdist_facts), wheel_facts, wheel.upload_time, index, sdist_facts.in_tree_backend
+        system.requirements, wheel_facts, wheel.upload_time, index, system.in_tree_backend
     )
     inferences += pinned
     ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
@@ -393,7 +395,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     inferences += held_back
     recipe = ctx.book.get(RECIPE)
     params = {"source_strip": "1"}
-    if "-py2.py3-" in wheel.filename and sdist_facts.backend.startswith("setuptools"):
+    if "-py2.py3-" in wheel.filename and system.backend.startswith("setuptools"):
         params["pip_args"] = "--config-settings=--build-option=--universal"
         inferences.append(Inference("bdist_wheel", "--universal", "the published wheel is tagged py2.py3"))
     umask = "0002" if wheel_facts.group_writable else "0022"
@@ -431,7 +433,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
             "sha256": wheel.sha256,
             "uploaded": wheel.upload_time.isoformat() if wheel.upload_time else None,
         },
-        "backend": sdist_facts.backend,
+        "backend": system.backend,
         "generator": wheel_facts.generator,
         "build_requirements": requires,
     }

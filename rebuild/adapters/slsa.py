@@ -12,10 +12,8 @@ not record (tool versions, the time) is inferred and recorded as inference.
 
 from __future__ import annotations
 
-import io
 import re
 import tarfile
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sd
 from rebuild import pydist, uris
 from rebuild.adapters import ResolveContext
 from rebuild.adapters.provenance import FoundStatement, file_digests, subject_for
+from rebuild.adapters.pypi import pin_build_requirements
 from rebuild.errors import InputError, PlanError
 from rebuild.gitsource import check_commit, export_commit, split_uri
 from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
@@ -291,7 +290,7 @@ def _statement_of(target: Target) -> ParsedStatement:
     return ParsedStatement("", "", (target.subject,), {}, {})
 
 
-def _tree_facts(tarball: Path) -> tuple[bytes | None, int]:
+def _tree_facts(tarball: Path) -> tuple[str | None, int]:
     """The exported tree's pyproject.toml (if any) and the commit time (git archive's mtimes)."""
     with tarfile.open(tarball) as tf:
         members = tf.getmembers()
@@ -299,47 +298,17 @@ def _tree_facts(tarball: Path) -> tuple[bytes | None, int]:
         for m in members:
             if m.name == "source/pyproject.toml" and m.isfile():
                 handle = tf.extractfile(m)
-                return (handle.read() if handle else None), mtime
+                return (handle.read().decode("utf-8", "replace") if handle else None), mtime
     return None, mtime
 
 
-def _python_requirements(pyproject: bytes | None, wheel: Path | None) -> tuple[list[str], list[Inference]]:
-    inferences = []
-    requires = list(pydist.LEGACY_REQUIRES)
-    if pyproject is None:
-        inferences.append(Inference("build-system.requires", ", ".join(requires), "no pyproject.toml: pip's default"))
-    else:
-        try:
-            raw = tomllib.load(io.BytesIO(pyproject)).get("build-system", {}).get("requires")
-        except tomllib.TOMLDecodeError as e:
-            raise PlanError(f"the repository's pyproject.toml is not valid TOML: {e}") from e
-        if isinstance(raw, list) and all(isinstance(r, str) for r in raw):
-            requires = list(raw)
-    if wheel is not None:
-        facts = pydist.read_wheel(wheel)
-        dist = pydist.GENERATOR_DISTRIBUTIONS.get(facts.generator_name.lower())
-        if dist and facts.generator_version:
-            key = pydist.normalize(dist)
-            named = [pydist.requirement_name(r) for r in requires]
-            version = facts.generator_version
-            requires = [pydist.pin(r, version) if n == key else r for r, n in zip(requires, named, strict=True)]
-            if key not in named:
-                requires.append(f"{dist}=={facts.generator_version}")
-            inferences.append(
-                Inference(
-                    dist, facts.generator_version, f"the published wheel's WHEEL says 'Generator: {facts.generator}'"
-                )
-            )
-    unpinned = [r for r in requires if "==" not in r]
-    if unpinned:
-        inferences.append(
-            Inference(
-                "build requirements",
-                ", ".join(unpinned),
-                "the provenance records no tool versions: pip's newest match at rebuild time",
-            )
-        )
-    return ["build", *requires], inferences
+def _python_requirements(pyproject: str | None, wheel: Path | None) -> tuple[list[str], list[Inference]]:
+    """pypa/build, and the repository's build requirements with the backend pinned from the published wheel."""
+    system = pydist.read_build_system(pyproject, "the repository")
+    legacy = system.inference()
+    facts = pydist.read_wheel(wheel) if wheel is not None else None
+    requires, inferences = pin_build_requirements(system.requirements, facts, None, None, system.in_tree_backend)
+    return ["build", *requires], [legacy, *inferences] if legacy else inferences
 
 
 def resolve_foreign(path: Path, found: FoundStatement, ctx: ResolveContext) -> Resolution:

@@ -63,20 +63,23 @@ def test_sdist_build_system_and_legacy_default(tmp_path: Path) -> None:
             1700000000,
         )
     )
-    assert modern.requires == ("hatchling",) and modern.backend == "hatchling.build" and modern.in_tree_backend
+    system = modern.build_system
+    assert system.requires == ("hatchling",) and system.backend == "hatchling.build" and system.in_tree_backend
     assert modern.pkg_info_mtime == 1700000000
     legacy = pydist.read_sdist(make_sdist(tmp_path / "b.tar.gz", None, 1))
-    assert legacy.requires is None and pydist.backend_requirements(legacy) == ["setuptools>=40.8.0", "wheel"]
+    assert legacy.build_system.requires is None
+    assert legacy.build_system.requirements == ["setuptools>=40.8.0", "wheel"]
+    assert legacy.build_system.inference() is not None and "no pyproject.toml" in legacy.build_system.inference().reason
     with pytest.raises(InputError, match="not a readable sdist"):
         pydist.read_sdist(tmp_path / "missing.tar.gz")
 
 
 def test_epoch_candidates_follow_the_backend(tmp_path: Path) -> None:
     wheel = pydist.read_wheel(make_wheel(tmp_path / "w.whl", "hatchling 1.0", (2024, 1, 1, 0, 0, 0)))
-    hatch = pydist.SdistFacts("demo-1.0", ("hatchling",), "hatchling.build", 1600000000, True)
+    hatch = pydist.SdistFacts("demo-1.0", pydist.BuildSystem(("hatchling",), "hatchling.build"), 1600000000)
     first = epoch_candidates(hatch, wheel)
     assert [value for _, value, _ in first] == [calendar.timegm((2024, 1, 1, 0, 0, 0)), 1600000000, None]
-    flit = pydist.SdistFacts("demo-1.0", ("flit_core",), "flit_core.buildapi", 1600000000, True)
+    flit = pydist.SdistFacts("demo-1.0", pydist.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000)
     assert epoch_candidates(flit, wheel)[0][1] is None  # fixed-timestamp backends: unset first
     zoned = epoch_candidates(hatch, wheel, ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"))
     assert zoned[0] == (
