@@ -11,11 +11,11 @@ every other buildType goes through ``slsa.py``.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from compare.digest import digest_file
 from rebuild import dsse, uris
 from rebuild.adapters import ResolveContext
 from rebuild.envelopes import LoadedEnvelope, read_envelopes
@@ -75,18 +75,14 @@ def read_statements(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[list[Fo
 
 
 def file_digests(path: Path) -> dict[str, str]:
-    h256, h512 = hashlib.sha256(), hashlib.sha512()
+    """sha256 and sha512 of a file the user holds, in one read (subjects use either)."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h256.update(chunk)
-                h512.update(chunk)
+        return digest_file(path, ("sha256", "sha512")).digests
     except OSError as e:
         raise InputError(f"cannot read artifact {path}: {e.strerror}") from e
-    return {"sha256": h256.hexdigest(), "sha512": h512.hexdigest()}
 
 
-def subject_for(stmt: ParsedStatement, digests: dict[str, str]) -> Subject | None:
+def subject_for(stmt: ParsedStatement, digests: Mapping[str, str]) -> Subject | None:
     """The subject with one of these digests (sha256 or sha512), if any."""
     for algorithm, value in digests.items():
         match = stmt.matches(algorithm, value)
@@ -113,10 +109,10 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
     for f in provenance:
         if f.signature == "signature does NOT verify":
             raise ProvenanceError(f"{path}: the provenance signature does not verify with the given key(s)")
-    if ctx.artifacts:
-        wanted = {p: file_digests(p) for p in ctx.artifacts}
-        about = [f for f in provenance if any(subject_for(f.statement, d) for d in wanted.values())]
-        about = about or [f for f in provenance if any(names_artifact(f.statement, p) for p in wanted)]
+    held = {p: file_digests(p) for p in ctx.artifacts}  # each file the user holds is read once
+    if held:
+        about = [f for f in provenance if any(subject_for(f.statement, d) for d in held.values())]
+        about = about or [f for f in provenance if any(names_artifact(f.statement, p) for p in held)]
         if not about:
             names = ", ".join(s.name for f in provenance for s in f.statement.subjects) or "none"
             raise ProvenanceError(
@@ -136,7 +132,7 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
             signature_status=chosen.signature,
             summary={"buildType": build_type, "subjects": [s.name for s in chosen.statement.subjects]},
         )
-    return resolve_foreign(path, chosen, ctx)
+    return resolve_foreign(path, chosen, ctx, held)
 
 
 def _published_beside(outputs: Sequence[Output], provenance: Path, given: Sequence[Path]) -> dict[str, Path]:

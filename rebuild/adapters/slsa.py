@@ -247,13 +247,13 @@ def _rebuild_summary(foreign: ForeignProvenance, targets: Sequence[Target]) -> d
 # --- to a plan -----------------------------------------------------------------------------------
 
 
-def _published(targets: Sequence[Target], provenance: Path, given: Sequence[Path]) -> dict[str, Path]:
+def _published(targets: Sequence[Target], provenance: Path, held: Mapping[Path, Mapping[str, str]]) -> dict[str, Path]:
     """Output name -> the user's file for it (matched by digest; by name beside the provenance otherwise)."""
     published: dict[str, Path] = {}
-    unmatched = list(given)
+    unmatched = list(held)
     for target in targets:
         for path in list(unmatched):
-            if subject_for(_statement_of(target), file_digests(path)) or path.name in (
+            if subject_for(_statement_of(target), held[path]) or path.name in (
                 target.output,
                 target.subject.name,
             ):
@@ -277,12 +277,10 @@ def _published(targets: Sequence[Target], provenance: Path, given: Sequence[Path
     return published
 
 
-def _expected_sha256(targets: Sequence[Target], output: str, path: Path) -> str | None:
+def _expected_sha256(target: Target, digests: Mapping[str, str]) -> str | None:
     """The sha256 the provenance names for an output: its own, or the file's when it matched by sha512."""
-    target = next(t for t in targets if t.output == output)
     if "sha256" in target.subject.digest:
         return target.subject.digest["sha256"].lower()
-    digests = file_digests(path)
     return digests["sha256"] if subject_for(_statement_of(target), digests) else None
 
 
@@ -311,7 +309,9 @@ def _python_requirements(pyproject: str | None, wheel: Path | None) -> tuple[lis
     return ["build", *requires], [legacy, *inferences] if legacy else inferences
 
 
-def resolve_foreign(path: Path, found: FoundStatement, ctx: ResolveContext) -> Resolution:
+def resolve_foreign(
+    path: Path, found: FoundStatement, ctx: ResolveContext, held: Mapping[Path, Mapping[str, str]]
+) -> Resolution:
     """Raises: PlanError (exit 2) when the statement cannot be rebuilt, naming why; FetchError (exit 3)."""
     summary = describe(found)
     rebuild = summary["rebuild"]
@@ -321,14 +321,18 @@ def resolve_foreign(path: Path, found: FoundStatement, ctx: ResolveContext) -> R
     assert foreign.source is not None  # _rebuild_summary said possible
     check_commit(foreign.source.commit)
     targets = [classify_subject(s) for s in found.statement.subjects]
-    published = _published(targets, path, ctx.artifacts)
+    published = _published(targets, path, held)
     ctx.progress("resolve", f"git {foreign.source.repository} at {foreign.source.commit[:12]}")
     tarball, tree_sha = export_commit(
         foreign.source.uri, foreign.source.commit, ctx.cache.root / "git", ctx.git_mirrors, ctx.progress
     )
     pyproject, commit_time = _tree_facts(tarball)
     recipe = ctx.book.get(rebuild["recipe"])
-    outputs = tuple(Output(name, _expected_sha256(targets, name, path)) for name, path in sorted(published.items()))
+    by_output = {t.output: t for t in targets}
+    outputs = tuple(
+        Output(name, _expected_sha256(by_output[name], held.get(file) or file_digests(file)))
+        for name, file in sorted(published.items())
+    )
     inferences: list[Inference] = []
     inputs: tuple[Input, ...] = ()
     params: dict[str, str] = {}
