@@ -34,11 +34,9 @@ from rebuild.keys import Signer
 from rebuild.plan import (
     BuildPlan,
     Environment,
-    ImageRef,
     Inference,
     Input,
     Output,
-    RecipeRef,
     Source,
 )
 from rebuild.recipes import RecipeBook
@@ -235,7 +233,7 @@ def build_release(
             epoch, why = default_epoch(tree)
             inferences.append(Inference("SOURCE_DATE_EPOCH", str(epoch), why))
         env = Environment(source_date_epoch=epoch)
-        steps = recipe.render_steps(params, env.build_path)
+        recipe.render_steps(params, env.build_path)  # a missing or unknown parameter fails here, before any work
         out_dir.mkdir(parents=True, exist_ok=True)
         source_bytes = pack_tree(tree, epoch, exclude=(out_dir,))
         source_sha = sha256_bytes(source_bytes)
@@ -249,17 +247,10 @@ def build_release(
             inferences.extend(inferred)
     with stages.stage("image", f"builder image {recipe.image.tag}"):
         image = engine.images.ensure(recipe.image)
-    plan = BuildPlan(
-        source=Source(source_name, source_sha, "tarball"),
-        recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
-        parameters=recipe.parameter_values(params),
-        image=ImageRef(image.reference, image.digest, recipe.image.as_dict()),
-        inputs=inputs,
-        environment=env,
-        steps=steps,
-        outputs=(),
-        inferences=tuple(inferences),
-    )
+    plan = recipe.plan(
+        Source(source_name, source_sha, "tarball"), params, env, inputs=inputs, inferences=inferences,
+        image_digest=image.digest,
+    )  # fmt: skip
     started = statements.now_rfc3339()
     with tempfile.TemporaryDirectory(prefix="rebuild-build-") as tmp:
         result = run_plan(plan, engine, Path(tmp), stages, base_dir=out_dir, log_path=out_dir / "build.log")

@@ -20,6 +20,7 @@ from typing import Any
 from compare.digest import sha256_bytes
 from rebuild.errors import RecipeError
 from rebuild.image import ImageSpec
+from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 SCHEMA_FILE = "recipe.schema.json"
@@ -71,6 +72,37 @@ class Recipe:
                     f"pass --param {p.name}=VALUE",
                 )
         return tuple(_PLACEHOLDER.sub(lambda m: filled[m.group(1)], step) for step in self.steps)
+
+    def plan(
+        self,
+        source: Source,
+        values: Mapping[str, str],
+        environment: Environment,
+        *,
+        inputs: Sequence[Input] = (),
+        outputs: Sequence[Output] = (),
+        inferences: Sequence[Inference] = (),
+        deviations: Sequence[str] = (),
+        image: ImageSpec | None = None,
+        image_digest: str = "",
+    ) -> BuildPlan:
+        """The plan that runs this recipe (its own image, or ``image`` for a per-build package set).
+
+        An empty ``image_digest`` is filled in when the image stage has the image.
+        """
+        spec = image or self.image
+        return BuildPlan(
+            source=source,
+            recipe=RecipeRef(self.name, self.version, self.sha256),
+            parameters=self.parameter_values(values),
+            image=ImageRef(spec.tag, image_digest, spec.as_dict()),
+            inputs=tuple(inputs),
+            environment=environment,
+            steps=self.render_steps(values, environment.build_path),
+            outputs=tuple(outputs),
+            inferences=tuple(inferences),
+            deviations=tuple(deviations),
+        )
 
     def parameter_values(self, values: Mapping[str, str]) -> dict[str, str]:
         """Given values plus defaults, as recorded in a plan."""

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rebuild.cache import BlobCache
 from rebuild.keys import PublicKey
@@ -36,6 +38,14 @@ class ResolveContext:
     suite: str = "bookworm"
     allow_newer_build_deps: bool = False
     progress: Callable[[str, str], None] = lambda s, m: None
+
+
+def write_origin(ctx: ResolveContext, name: str, summary: Mapping[str, Any]) -> Path:
+    """Write what an adapter found (files and their digests) as the document the attestations reference."""
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    origin = ctx.work_dir / name
+    origin.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return origin
 
 
 def _pypi(target: str, ctx: ResolveContext) -> Resolution:

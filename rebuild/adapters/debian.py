@@ -10,17 +10,16 @@ PASSED statement made this way says so. ``debian_plan`` is shared with the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rebuild import deb822
-from rebuild.adapters import ResolveContext
+from rebuild.adapters import ResolveContext, write_origin
 from rebuild.debian_archive import BinaryPackage, DebianArchive, SourcePackage, upstream_free
 from rebuild.errors import DigestMismatchError, InputError, PlanError
 from rebuild.image import ImageSpec
-from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
+from rebuild.plan import BuildPlan, Environment, Inference, Input, Output, Source
 from rebuild.resolution import Candidate, Resolution
 
 RECIPE = "debian-binary"
@@ -98,17 +97,15 @@ def debian_plan(
         recipe.image.name, tuple(sorted(set(packages))), ctx.suite, ctx.archive, "minbase", recipe.image.epoch
     )
     env = Environment(source_date_epoch=epoch, build_path=parent, tz=tz, locale=locale, extra=dict(extra or {}))
-    return BuildPlan(
-        source=Source(source.dsc.uri, source.dsc.sha256, "dsc"),
-        recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
-        parameters=recipe.parameter_values(params),
-        image=ImageRef(spec.tag, "", spec.as_dict()),
+    return recipe.plan(
+        Source(source.dsc.uri, source.dsc.sha256, "dsc"),
+        params,
+        env,
         inputs=files,
-        environment=env,
-        steps=recipe.render_steps(params, env.build_path),
-        outputs=tuple(outputs),
-        inferences=tuple(inferences),
-        deviations=tuple(deviations),
+        outputs=outputs,
+        inferences=inferences,
+        deviations=deviations,
+        image=spec,
     )
 
 
@@ -159,9 +156,7 @@ def resolve_deb(target: str, ctx: ResolveContext) -> Resolution:
         "binaries": [{"name": b.file.name, "sha256": b.file.sha256} for b in binaries],
         "buildDepends": packages,
     }
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    origin = ctx.work_dir / "debian-source.json"
-    origin.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    origin = write_origin(ctx, "debian-source.json", summary)
     return Resolution(
         target=target,
         candidates=[Candidate("the suite's current build dependencies", plan)],

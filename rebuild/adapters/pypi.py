@@ -30,10 +30,10 @@ from packaging.version import InvalidVersion, Version
 
 from compare.digest import sha256_file
 from rebuild import pydist
-from rebuild.adapters import ResolveContext
+from rebuild.adapters import ResolveContext, write_origin
 from rebuild.errors import DigestMismatchError, FetchError, InputError, PlanError
 from rebuild.fetch import USER_AGENT, Fetcher
-from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
+from rebuild.plan import Environment, Inference, Input, Output, Source
 from rebuild.resolution import Candidate, Resolution
 from rebuild.wheelhouse import resolve_wheelhouse
 
@@ -409,14 +409,11 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
     candidates = []
     for label, epoch, tz in epoch_candidates(sdist_facts, wheel_facts, zone):
         env = Environment(source_date_epoch=epoch, tz=tz, umask=umask)
-        plan = BuildPlan(
-            source=Source(sdist.url, sdist.sha256, "sdist"),
-            recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
-            parameters=recipe.parameter_values(params),
-            image=ImageRef(recipe.image.tag, "", recipe.image.as_dict()),
+        plan = recipe.plan(
+            Source(sdist.url, sdist.sha256, "sdist"),
+            params,
+            env,
             inputs=wheelhouse,
-            environment=env,
-            steps=recipe.render_steps(params, env.build_path),
             outputs=(Output(wheel.filename, wheel.sha256),),
             inferences=(*inferences, Inference("SOURCE_DATE_EPOCH", str(epoch), label)),
         )
@@ -437,9 +434,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         "generator": wheel_facts.generator,
         "build_requirements": requires,
     }
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    origin = ctx.work_dir / "pypi-release.json"
-    origin.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    origin = write_origin(ctx, "pypi-release.json", summary)
     return Resolution(
         target=target,
         candidates=candidates,

@@ -27,7 +27,7 @@ from rebuild.adapters.provenance import FoundStatement, file_digests, subject_fo
 from rebuild.adapters.pypi import pin_build_requirements
 from rebuild.errors import InputError, PlanError
 from rebuild.gitsource import check_commit, export_commit, split_uri
-from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
+from rebuild.plan import Environment, Inference, Input, Output, Source
 from rebuild.resolution import Candidate, Resolution
 from rebuild.statements import ParsedStatement, Subject
 from rebuild.wheelhouse import resolve_wheelhouse
@@ -352,14 +352,11 @@ def resolve_foreign(
     candidates = []
     for label, epoch in epochs:
         env = Environment(source_date_epoch=epoch)
-        plan = BuildPlan(
-            source=Source(foreign.source.uri, tree_sha, "git", foreign.source.commit),
-            recipe=RecipeRef(recipe.name, recipe.version, recipe.sha256),
-            parameters=recipe.parameter_values(params),
-            image=ImageRef(recipe.image.tag, "", recipe.image.as_dict()),
+        plan = recipe.plan(
+            Source(foreign.source.uri, tree_sha, "git", foreign.source.commit),
+            params,
+            env,
             inputs=inputs,
-            environment=env,
-            steps=recipe.render_steps(params, env.build_path),
             outputs=outputs,
             inferences=(*inferences, Inference("SOURCE_DATE_EPOCH", str(epoch), f"not recorded; tried: {label}")),
         )
