@@ -93,3 +93,18 @@ def test_build_modes_dependencies_and_targets() -> None:
     assert parse_target("deb:hello=2.10-3") == ("hello", "2.10-3") and parse_target("deb:hello") == ("hello", None)
     with pytest.raises(InputError):
         parse_target("deb:Hello World")
+
+
+def test_an_inrelease_whose_signature_does_not_verify_is_refused(tmp_path: Path) -> None:
+    """gpgv with the Debian archive keyring: a forged InRelease is a verification failure (exit 1)."""
+    import shutil
+
+    from rebuild.debian_archive import KEYRING, DebianArchive
+    from rebuild.errors import VerificationError
+
+    if shutil.which("gpgv") is None or not KEYRING.is_file():
+        pytest.skip("gpgv or the Debian archive keyring is not on this machine")
+    forged = tmp_path / "InRelease"
+    forged.write_text("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nSuite: bookworm\n" + SIGNATURE)
+    with pytest.raises(VerificationError, match="InRelease signature does not verify"):
+        DebianArchive._check_signature(forged)

@@ -197,3 +197,14 @@ def test_settings_file(tmp_path: Path) -> None:
     )
     s = read_settings(tmp_path)
     assert (s.recipe, s.source_date_epoch, s.parameters) == ("command", 5, {"command": "make"})
+
+
+def test_per_build_images_are_left_to_be_made_when_needed(tmp_path: Path) -> None:
+    """debian-binary's image depends on each source's build dependencies: doctor does not ask for it."""
+    from rebuild.doctor import run_doctor
+
+    book = RecipeBook()
+    assert book.get("debian-binary").image_per_build and not book.get("python-wheel").image_per_build
+    report = run_doctor(tmp_path, book)
+    (check,) = [c for c in report.checks if c.name == "image debian-deb"]
+    assert check.ok and "made for each build" in check.detail
