@@ -92,6 +92,7 @@ class SimpleIndex:
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/") + "/"
         self.timeout_s = timeout_s
+        self._pages: dict[str, list[IndexFile]] = {}  # one read per project and run
 
     def project_url(self, name: str) -> str:
         return urljoin(self.url, pydist.normalize(name) + "/")
@@ -99,10 +100,11 @@ class SimpleIndex:
     def files(self, name: str) -> list[IndexFile]:
         """Raises: InputError: no such project (exit 2); FetchError: the index cannot be read (exit 3)."""
         url = self.project_url(name)
-        body, content_type, final_url = self._get(url, name)
-        if content_type.startswith(SIMPLE_JSON) or content_type.startswith("application/json"):
-            return self._from_json(body, final_url)
-        return self._from_html(body, final_url)
+        if url not in self._pages:
+            body, content_type, final_url = self._get(url, name)
+            json_page = content_type.startswith(SIMPLE_JSON) or content_type.startswith("application/json")
+            self._pages[url] = self._from_json(body, final_url) if json_page else self._from_html(body, final_url)
+        return self._pages[url]
 
     def _get(self, url: str, name: str) -> tuple[bytes, str, str]:
         parsed = urlparse(url)
