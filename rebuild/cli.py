@@ -83,8 +83,11 @@ def errors_to_exit(ctx: typer.Context) -> Iterator[None]:
 
 
 def esc(value: Any) -> str:
-    """Text from outside (messages, names, digests) printed literally, never read as rich markup."""
-    return escape(str(value))
+    """Text from outside (messages, names, digests) printed literally: never read as rich markup, and
+    without control characters or lone surrogates (``untrusted.printable``)."""
+    from rebuild.untrusted import printable
+
+    return escape(printable(value))
 
 
 def print_json(doc: Any) -> None:
@@ -169,7 +172,9 @@ def image_build(
 # --- build and verify ----------------------------------------------------------
 
 
-def _engine(cache_dir: Path | None, timeout: float) -> Any:
+def _engine(
+    cache_dir: Path | None, timeout: float, max_input_bytes: int = 2 << 30, max_output_bytes: int = 4 << 30
+) -> Any:
     from rebuild.cache import BlobCache
     from rebuild.engine import connect
     from rebuild.image import ImageBuilder
@@ -178,7 +183,10 @@ def _engine(cache_dir: Path | None, timeout: float) -> Any:
 
     client = connect()
     cache = _cache(cache_dir)
-    return Engine(DockerSandbox(client), ImageBuilder(client, cache), BlobCache(cache), Limits(timeout_s=timeout))
+    limits = Limits(timeout_s=timeout, output_bytes=max_output_bytes)
+    return Engine(
+        DockerSandbox(client), ImageBuilder(client, cache), BlobCache(cache), limits, max_input_bytes=max_input_bytes
+    )
 
 
 def _progress(quiet: bool) -> Any:
@@ -254,10 +262,13 @@ def build(
     out.print(f"source     {esc(report.source_archive)}")
 
 
-def _engine_with(cache_dir: Path | None, timeout: float, mirrors: dict[str, str]) -> Any:
+def _engine_with(
+    cache_dir: Path | None, timeout: float, mirrors: dict[str, str], max_input_bytes: int, max_output_bytes: int
+) -> Any:
     import dataclasses
 
-    return dataclasses.replace(_engine(cache_dir, timeout), git_mirrors=mirrors)
+    engine = _engine(cache_dir, timeout, max_input_bytes, max_output_bytes)
+    return dataclasses.replace(engine, git_mirrors=mirrors)
 
 
 def _targets(targets: list[str] | None, from_file: Path | None) -> list[str]:
@@ -312,6 +323,10 @@ def verify(
         False, "--allow-newer-build-deps", help="Debian: use the archive's versions where recorded ones are gone."
     ),
     timeout: float = TimeoutOpt,
+    max_input_bytes: int = typer.Option(2 << 30, "--max-input-bytes", help="Refuse any input larger than this."),
+    max_output_bytes: int = typer.Option(
+        4 << 30, "--max-output-bytes", help="Stop a build that writes more than this to its output directory."
+    ),
     cache_dir: Path | None = CacheOpt,
     recipes: Path | None = RecipesOpt,
     as_json: bool = JsonOpt,
@@ -325,7 +340,7 @@ def verify(
     from rebuild.cache import BlobCache
     from rebuild.gitsource import parse_mirrors
     from rebuild.keys import load_public_key
-    from rebuild.pipeline import Stages, verify_resolution
+    from rebuild.pipeline import Stages, clear_verdicts, verify_resolution, write_failure_report
 
     with errors_to_exit(ctx):
         all_targets = _targets(targets, from_file)
@@ -339,6 +354,14 @@ def verify(
 
     def run(target: str) -> Any:
         target_out = out_dir / _slug(target) if batch else out_dir
+        clear_verdicts(target_out)  # before anything: no earlier verdict outlives this run
+        try:
+            return verify_one(target, target_out)
+        except Error as e:
+            write_failure_report(target_out, target, e)
+            raise
+
+    def verify_one(target: str, target_out: Path) -> Any:
         stages = Stages(progress)
         resolve_ctx = ResolveContext(
             cache=BlobCache(_cache(cache_dir)),
@@ -355,7 +378,7 @@ def verify(
         with stages.stage("resolve", f"resolving {target}"):
             resolution = resolve(target, resolve_ctx)
         if not engines:
-            engines.append(_engine_with(cache_dir, timeout, mirrors))
+            engines.append(_engine_with(cache_dir, timeout, mirrors, max_input_bytes, max_output_bytes))
         return verify_resolution(
             resolution,
             target_out,
@@ -533,6 +556,8 @@ def provenance_show(
         rebuild = doc.get("rebuild", {})
         if rebuild.get("possible", True) and rebuild.get("recipe"):
             out.print(f"  rebuild     recipe {esc(rebuild['recipe'])} -> {esc(', '.join(rebuild.get('outputs', [])))}")
+            for step in rebuild.get("willRun", []):
+                out.print(f"  [bold]will run in the sandbox:[/] {esc(step)}")
         elif rebuild:
             out.print(f"  rebuild     [yellow]not possible:[/] {esc(rebuild.get('reason'))}")
     for problem in problems:

@@ -6,17 +6,21 @@ content-addressed cache, so a second run fetches nothing.
 
 from __future__ import annotations
 
-import shutil
+import os
+import stat
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from rebuild.cache import BlobCache
 from rebuild.errors import FetchError
 
 USER_AGENT = "rebuild-verifier (+https://rebuild-verifier.dev)"
+DEFAULT_MAX_BYTES = 2 << 30
+CHUNK = 1 << 20
 
 
 @dataclass
@@ -28,10 +32,17 @@ class FetchStats:
 class Fetcher:
     """Brings inputs by URI: http(s), file://, or a path relative to ``base_dir``."""
 
-    def __init__(self, cache: BlobCache, base_dir: Path | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        cache: BlobCache,
+        base_dir: Path | None = None,
+        timeout_s: float = 120.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.cache = cache
         self.base_dir = base_dir
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes  # no input is larger: a hostile URI cannot fill the disk
         self.stats = FetchStats()
 
     def fetch(self, uri: str, sha256: str, what: str) -> Path:
@@ -64,25 +75,53 @@ class Fetcher:
             self._copy(self._local_path(uri), dest, what)
 
     def _local_path(self, uri: str) -> Path:
+        """A file:// URL, or a relative name contained in the directory of the document that names it."""
         parsed = urlparse(uri)
-        path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
-        if not path.is_absolute() and self.base_dir is not None:
-            path = self.base_dir / path
-        return path
+        if parsed.scheme == "file":
+            return Path(unquote(parsed.path))
+        path = Path(uri)
+        if path.is_absolute() or ".." in path.parts:
+            raise FetchError(f"{uri!r} is neither a URL nor a file name inside the provenance's directory")
+        if self.base_dir is None:
+            return path
+        base = self.base_dir.resolve()
+        resolved = (base / path).resolve()
+        if not resolved.is_relative_to(base):
+            raise FetchError(f"{uri!r} leads outside the provenance's directory {base} (through a symlink)")
+        return resolved
 
-    @staticmethod
-    def _copy(path: Path, staged: Path, what: str) -> None:
+    def _copy(self, path: Path, staged: Path, what: str) -> None:
         try:
-            with open(path, "rb") as src, open(staged, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            with open(path, "rb") as src:
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    raise FetchError(f"{what}: {path} is not a regular file (a device, fifo or directory)")
+                with open(staged, "wb") as dst:
+                    self._bounded_copy(src, dst, what)
         except OSError as e:
             raise FetchError(f"{what}: cannot read {path}: {e.strerror}") from e
+
+    def _bounded_copy(self, src: BinaryIO, dst: BinaryIO, what: str) -> None:
+        copied = 0
+        while chunk := src.read(CHUNK):
+            copied += len(chunk)
+            if copied > self.max_bytes:
+                raise FetchError(
+                    f"{what} is larger than the limit of {self.max_bytes} bytes; not fetched",
+                    "raise --max-input-bytes if the input is really that large",
+                )
+            dst.write(chunk)
 
     def _download(self, uri: str, staged: Path, what: str) -> None:
         request = urllib.request.Request(uri, headers={"User-Agent": USER_AGENT})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response, open(staged, "wb") as dst:
-                shutil.copyfileobj(response, dst, 1 << 20)
+                declared = response.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                    raise FetchError(
+                        f"{what}: {uri} is {declared} bytes, more than the limit of {self.max_bytes}",
+                        "raise --max-input-bytes if the input is really that large",
+                    )
+                self._bounded_copy(response, dst, what)
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", None) or e
             raise FetchError(

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from compare.digest import sha256_file
+from rebuild import fields
 from rebuild.errors import ImageError, PlanError
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -39,7 +40,6 @@ LABEL_SPEC = "dev.rebuild-verifier.image-spec"
 LABEL_LOCK = "dev.rebuild-verifier.package-lock-sha256"
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PINNED_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
-_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?(=[A-Za-z0-9.+~:\-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,34 @@ class ImageSpec:
     epoch: int = 1700000000
 
     def __post_init__(self) -> None:
+        # These values reach mmdebstrap's command line on the host: each is checked by its grammar.
+        fields.check_str("image name", self.name, fields.NAME, "it must be lowercase letters, digits and -")
+        fields.check_str("image suite", self.suite, fields.SUITE, "it must be a Debian suite name")
+        fields.image_mirror(self.mirror)
+        if self.variant not in fields.VARIANTS:
+            raise fields.fail("image variant", self.variant, f"it must be one of {', '.join(fields.VARIANTS)}")
+        if not isinstance(self.packages, tuple):
+            raise fields.fail("image packages", self.packages, "they must be a list of package names")
         for package in self.packages:
-            if not _PACKAGE.match(package):
-                raise PlanError(f"image {self.name}: invalid Debian package name {package!r}")
+            fields.debian_package(package)
+        fields.epoch("image epoch", self.epoch)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> ImageSpec:
+        """Read a spec a document recorded (as ``as_dict`` wrote it); every field is checked.
+
+        Raises:
+            PlanError: a field is missing or malformed.
+        """
+        if not isinstance(doc, Mapping):
+            raise PlanError("builder image spec is not an object")
+        missing = [k for k in ("name", "packages", "suite", "mirror", "variant", "epoch") if k not in doc]
+        if missing:
+            raise PlanError(f"builder image spec is missing {', '.join(missing)}")
+        packages = doc["packages"]
+        if not isinstance(packages, list):
+            raise PlanError("builder image spec field 'packages' is not a list")
+        return cls(doc["name"], tuple(packages), doc["suite"], doc["mirror"], doc["variant"], doc["epoch"])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,7 +165,7 @@ class ImageBuilder:
         """
         if expected_digest is not None:
             found = self.find_local(expected_digest)
-            if found is not None:
+            if found is not None and _spec_label(found) == spec:  # never just any local image a document names
                 return BuilderImage(spec.tag, found.id, self.read_lock(spec))
         with self._build_lock(spec):  # concurrent runs: one builds, the others wait and reuse
             found = self.find_local(spec.tag)
@@ -237,7 +262,7 @@ class ImageBuilder:
         ]
         if spec.packages:
             cmd.append("--include=" + ",".join(sorted(spec.packages)))
-        cmd += [spec.suite, str(rootfs), spec.mirror]
+        cmd += ["--", spec.suite, str(rootfs), spec.mirror]  # each checked by its grammar (ImageSpec)
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch), "LC_ALL": "C.UTF-8"}
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -246,6 +271,15 @@ class ImageBuilder:
                 f"mmdebstrap failed for builder image {spec.name} (exit {proc.returncode}): {tail}",
                 "check that the Debian mirror is reachable and the package names exist",
             )
+
+
+def _spec_label(image: Any) -> ImageSpec | None:
+    """The spec an image we built records in its label (None for any other image)."""
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    try:
+        return ImageSpec.from_dict(json.loads(labels.get(LABEL_SPEC, "")))
+    except (ValueError, PlanError):
+        return None
 
 
 def _write_docker_archive(spec: ImageSpec, rootfs: Path, archive: Path, lock_sha: str) -> bytes:

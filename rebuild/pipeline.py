@@ -26,7 +26,7 @@ from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild import dsse, statements, uris
 from rebuild.cache import BlobCache
 from rebuild.envelopes import write_jsonl
-from rebuild.errors import InputError, PlanError, RecipeError, SandboxError
+from rebuild.errors import Error, InputError, PlanError, RecipeError, SandboxError, VerificationError
 from rebuild.fetch import Fetcher
 from rebuild.gitsource import export_commit
 from rebuild.image import BuilderImage, ImageSpec
@@ -46,6 +46,45 @@ from rebuild.source import default_epoch, pack_tree, read_settings
 from rebuild.statements import ResourceRef, Subject
 
 Progress = Callable[[str, str], None]
+DEFAULT_MAX_INPUT_BYTES = 2 << 30
+# What a verify run writes into its output directory; all of it is removed before a new run starts,
+# so a verdict (or a report saying "reproduced") can never outlive the run that made it.
+VERDICT_FILES = (
+    "*.rebuild.intoto.jsonl", "*.rebuild-failed.intoto.jsonl", "verify-report.json", "compare-report.json",
+    "build.log",
+)  # fmt: skip
+VERDICT_DIRS = ("rebuilt", "diffoscope-*")
+
+
+def clear_verdicts(out_dir: Path) -> None:
+    """Remove an earlier run's verdict files from ``out_dir`` (first thing a verify does)."""
+    if not out_dir.is_dir():
+        return
+    for pattern in VERDICT_FILES:
+        for path in out_dir.glob(pattern):
+            path.unlink()
+    for pattern in VERDICT_DIRS:
+        for path in out_dir.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def write_failure_report(out_dir: Path, target: str, error: Error) -> Path:
+    """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced")."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "verify-report.json"
+    doc = {
+        "target": target,
+        "reproduced": False,
+        "outcome": "failed verification" if error.exit_code == 1 else "could not verify",
+        "exit_code": error.exit_code,
+        "error": error.message,
+        "hint": error.hint,
+    }
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 class Images(Protocol):
@@ -79,6 +118,7 @@ class Engine:
     cache: BlobCache
     limits: Limits = field(default_factory=Limits)
     git_mirrors: Mapping[str, str] = field(default_factory=dict)  # URL prefix -> replacement
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # per fetched input, when the plan declares no size
 
 
 @dataclass
@@ -96,9 +136,15 @@ class RunResult:
 
 
 def run_plan(
-    plan: BuildPlan, engine: Engine, work: Path, stages: Stages, base_dir: Path | None, log_path: Path
+    plan: BuildPlan,
+    engine: Engine,
+    work: Path,
+    stages: Stages,
+    base_dir: Path | None,
+    log_path: Path,
+    byproducts: tuple[str, ...] = (),
 ) -> RunResult:
-    fetcher = Fetcher(engine.cache, base_dir)
+    fetcher = Fetcher(engine.cache, base_dir, max_bytes=engine.max_input_bytes)
     inputs_root = work / "inputs"
     with stages.stage("fetch", f"fetching {1 + len(plan.inputs)} input(s), each checked against its sha256"):
         source_sha = ""
@@ -116,7 +162,9 @@ def run_plan(
             _place(path, inputs_root / item.group / safe_output_name(item.filename).name)
     with stages.stage("image", f"builder image {plan.image.digest[:19] or plan.image.reference}"):
         if plan.image.spec:
-            image = engine.images.ensure(_spec(plan.image.spec), expected_digest=plan.image.digest or None)
+            image = engine.images.ensure(
+                ImageSpec.from_dict(plan.image.spec), expected_digest=plan.image.digest or None
+            )
         else:
             image = engine.images.pull_pinned(plan.image.reference)
     mounts = tuple(Mount(d, f"/inputs/{d.name}") for d in sorted(inputs_root.iterdir()))
@@ -128,6 +176,8 @@ def run_plan(
         build_path=plan.environment.build_path,
         umask=plan.environment.umask,
         limits=engine.limits,
+        outputs=tuple(o.name for o in plan.outputs),
+        byproducts=byproducts,
     )
     out = work / "outputs"
     out.mkdir()
@@ -162,20 +212,6 @@ def _place(blob: Path, dest: Path) -> None:
         os.link(blob, dest)
     except OSError:
         shutil.copyfile(blob, dest)
-
-
-def _spec(doc: Mapping[str, Any]) -> ImageSpec:
-    try:
-        return ImageSpec(
-            name=doc["name"],
-            packages=tuple(doc["packages"]),
-            suite=doc["suite"],
-            mirror=doc["mirror"],
-            variant=doc["variant"],
-            epoch=int(doc["epoch"]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise PlanError(f"builder image spec is incomplete: {e}") from e
 
 
 def _sign(payload: bytes, signer: Signer | None) -> dsse.Envelope:
@@ -341,18 +377,6 @@ class VerifyReport:
         }
 
 
-def _check_recipe(plan: BuildPlan, book: RecipeBook) -> None:
-    recipe = book.get(plan.recipe.name)
-    if recipe.sha256 != plan.recipe.sha256:
-        raise RecipeError(
-            f"recipe {plan.recipe.name} here (version {recipe.version}, sha256 {recipe.sha256[:16]}...) is not the one "
-            f"the provenance used (version {plan.recipe.version}, sha256 {plan.recipe.sha256[:16]}...)",
-            "install the rebuild-verifier release with that recipe, or pass --recipes DIR holding it",
-        )
-    if recipe.render_steps(plan.parameters, plan.environment.build_path) != plan.steps:
-        raise PlanError("the provenance's steps are not what its recipe and parameters give")
-
-
 def verify_resolution(
     resolution: Resolution,
     out_dir: Path,
@@ -369,12 +393,14 @@ def verify_resolution(
     """Rebuild each candidate plan in turn until one matches byte for byte; compare; attest the verdict."""
     stages = stages or Stages(progress)
     started = statements.now_rfc3339()
+    published_sha256 = {name: sha256_file(path) for name, path in resolution.published.items()}
     for candidate in resolution.candidates:
-        _check_recipe(candidate.plan, book)
+        book.get(candidate.plan.recipe.name).check_plan(candidate.plan)
+        _check_published(candidate.plan, published_sha256)
     published = resolution.published
+    byproducts = book.get(resolution.plan.recipe.name).byproducts
+    clear_verdicts(out_dir)  # an earlier run's verdict must never outlive this one
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("*.rebuild.intoto.jsonl"), *out_dir.glob("*.rebuild-failed.intoto.jsonl")]:
-        stale.unlink()  # an earlier run's verdict must never outlive this one
     attempts: list[AttemptRecord] = []
     fetched: list[str] = []
     cached: list[str] = []
@@ -387,7 +413,9 @@ def verify_resolution(
             progress("attempt", f"{number}/{len(resolution.candidates)}: {candidate.label}")
         began = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
-            result = run_plan(plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log")
+            result = run_plan(
+                plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
+            )
             shutil.rmtree(rebuilt_dir, ignore_errors=True)
             rebuilt = {}
             for name, path in [*result.outputs.items(), *result.extras.items()]:
@@ -407,7 +435,7 @@ def verify_resolution(
                 compare_artifacts(published[name], rebuilt[name], name=name, side_names=("published", "rebuilt"))
                 for name in sorted(published)
             ]
-        reproduced = _decide(comparisons)
+        reproduced = _decide(comparisons, plan.outputs)
         attempts.append(
             AttemptRecord(
                 candidate.label,
@@ -478,9 +506,43 @@ def _classification(comparisons: Sequence[ComparisonReport]) -> str:
     return "; ".join(parts)
 
 
-def _decide(comparisons: Sequence[ComparisonReport]) -> bool:
-    """THE verdict: reproduced if and only if every artifact is byte-for-byte identical."""
-    return bool(comparisons) and all(c.verdict.identical for c in comparisons)
+def _decide(comparisons: Sequence[ComparisonReport], outputs: Sequence[Output]) -> bool:
+    """THE verdict: reproduced if and only if, for every output the provenance names, the published bytes,
+    the digest the provenance names and the rebuilt bytes are one and the same.
+    """
+    expected = {o.name: o.sha256 for o in outputs}
+    return (
+        bool(comparisons)
+        and {c.name for c in comparisons} == set(expected)
+        and all(c.verdict.identical and c.verdict.a.sha256 == expected[c.name] for c in comparisons)
+    )
+
+
+def _check_published(plan: BuildPlan, published: Mapping[str, str]) -> None:
+    """Each published artifact must be the one the provenance names, by digest, before anything is rebuilt.
+
+    Raises:
+        PlanError: the plan names an output without a digest, or published files and outputs differ.
+        VerificationError: a published file is not what the provenance names (exit 1; nothing is attested).
+    """
+    names = {o.name for o in plan.outputs}
+    if not names:
+        raise PlanError("the provenance names no output: there is nothing to verify")
+    if set(published) != names:
+        raise PlanError(
+            f"the published artifacts ({', '.join(sorted(published)) or 'none'}) are not the outputs the "
+            f"provenance names ({', '.join(sorted(names))})"
+        )
+    for output in plan.outputs:
+        if output.sha256 is None:
+            raise PlanError(f"the provenance names no sha256 for {output.name}: there is nothing to verify against")
+        actual = published[output.name]
+        if actual != output.sha256:
+            raise VerificationError(
+                f"published {output.name} is not the artifact the provenance names "
+                f"(its sha256 is {actual}, the provenance says {output.sha256})",
+                "the file was altered, or it belongs to another release",
+            )
 
 
 def _attest(

@@ -10,16 +10,18 @@ Reading one back is strict: a missing field is a ``PlanError`` naming it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from compare.digest import is_valid_hex
-from rebuild import uris
+from rebuild import fields, uris
 from rebuild.errors import PlanError
 from rebuild.statements import ParsedStatement, ResourceRef, Subject
 
-SOURCE_KINDS = ("tarball", "sdist", "git")
+SOURCE_KINDS = ("tarball", "sdist", "git", "dsc")
+IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,18 @@ class Source:
     kind: str = "tarball"
     commit: str = ""  # git only
 
+    def __post_init__(self) -> None:
+        fields.source_uri("source uri", self.uri)
+        fields.sha256("source sha256", self.sha256)
+        if self.kind not in SOURCE_KINDS:
+            raise fields.fail("source kind", self.kind, f"it must be one of {', '.join(SOURCE_KINDS)}")
+        if self.kind == "git":
+            fields.git_commit(self.commit)
+            if not self.uri.startswith("git+"):
+                raise fields.fail("git source uri", self.uri, "it must start with git+")
+        elif self.commit or self.uri.startswith("git+"):
+            raise fields.fail("source commit", self.commit or self.uri, "only a git source has a commit")
+
 
 @dataclass(frozen=True)
 class RecipeRef:
@@ -36,12 +50,29 @@ class RecipeRef:
     version: str
     sha256: str
 
+    def __post_init__(self) -> None:
+        fields.check_str("recipe name", self.name, fields.NAME, "it must be lowercase letters, digits and -")
+        fields.check_str("recipe version", self.version, fields.VERSION, "it must be a version number")
+        fields.sha256("recipe sha256", self.sha256)
+
 
 @dataclass(frozen=True)
 class ImageRef:
     reference: str  # a tag we made, or name@sha256:...
-    digest: str  # the image ID the engine runs (sha256:...)
+    digest: str  # the image ID the engine runs (sha256:...); empty until the image stage has it
     spec: Mapping[str, Any] = field(default_factory=dict)  # how to make it again (ImageSpec.as_dict)
+
+    def __post_init__(self) -> None:
+        from rebuild.image import ImageSpec, require_pinned
+
+        if self.digest:
+            fields.check_str("builder image digest", self.digest, IMAGE_DIGEST, "it must be sha256:<64 hex>")
+        if self.spec:
+            spec = ImageSpec.from_dict(self.spec)
+            if self.reference != spec.tag:
+                raise fields.fail("builder image reference", self.reference, f"its spec makes {spec.tag}")
+        else:
+            require_pinned(self.reference)
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,12 @@ class Input:
     filename: str
     uri: str
     sha256: str
+
+    def __post_init__(self) -> None:
+        fields.component("input group", self.group)
+        fields.component("input file name", self.filename)
+        fields.source_uri(f"input {self.filename} uri", self.uri)
+        fields.sha256(f"input {self.filename} sha256", self.sha256)
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,14 @@ class Environment:
     locale: str = "C.UTF-8"
     umask: str = "0022"
     extra: Mapping[str, str] = field(default_factory=dict)  # recorded variables (DEB_BUILD_OPTIONS, ...)
+
+    def __post_init__(self) -> None:
+        fields.epoch("SOURCE_DATE_EPOCH", self.source_date_epoch)
+        fields.absolute_path("build path", self.build_path)
+        fields.check_str("TZ", self.tz, fields.TZ, "it must be a time zone name or POSIX TZ rule")
+        fields.check_str("locale", self.locale, fields.LOCALE, "it must be a locale name such as C.UTF-8")
+        fields.umask(self.umask)
+        fields.environment_extra(self.extra)
 
     def variables(self) -> dict[str, str]:
         """The build's whole environment: nothing else reaches the container."""
@@ -84,6 +129,11 @@ class Output:
     name: str
     sha256: str | None = None
 
+    def __post_init__(self) -> None:
+        fields.relative_path("output name", self.name)
+        if self.sha256 is not None:
+            fields.sha256(f"output {self.name} sha256", self.sha256)
+
 
 @dataclass(frozen=True)
 class Inference:
@@ -106,6 +156,16 @@ class BuildPlan:
     outputs: tuple[Output, ...]
     inferences: tuple[Inference, ...] = ()
     deviations: tuple[str, ...] = ()  # where the rebuild knowingly differs from what was recorded
+
+    def __post_init__(self) -> None:
+        fields.parameters(self.parameters)
+        if not all(isinstance(step, str) and "\0" not in step for step in self.steps):
+            raise fields.fail("steps", self.steps, "they must be text")
+        names = [o.name for o in self.outputs]
+        if len(set(names)) != len(names):
+            raise fields.fail("outputs", names, "each output is named once")
+        if not all(isinstance(t, str) for t in (*self.deviations,)):
+            raise fields.fail("deviations", self.deviations, "they must be text")
 
     # --- to provenance ------------------------------------------------------
 
@@ -173,6 +233,13 @@ def _get(doc: Any, path: str, kind: type | tuple[type, ...] = str) -> Any:
     return current
 
 
+def _list(doc: Mapping[str, Any], name: str) -> list[Any]:
+    value = doc.get(name, [])
+    if not isinstance(value, list):
+        raise PlanError(f"provenance field {name!r} is not a list")
+    return value
+
+
 def _sha256_of(dep: Mapping[str, Any], what: str) -> str:
     value = _get(dep, "digest.sha256") if isinstance(dep.get("digest"), Mapping) else None
     if value is None or not is_valid_hex("sha256", value):
@@ -232,14 +299,14 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
             _get(env, "TZ"),
             _get(env, "locale"),
             _get(env, "umask"),
-            {str(k): str(v) for k, v in (env.get("extra") or {}).items()},
+            fields.environment_extra(env.get("extra") or {}),
         ),
         steps=tuple(_get(ext, "steps", list)),
         outputs=outputs,
         inferences=tuple(
             Inference(str(i.get("field")), str(i.get("value")), str(i.get("reason")))
-            for i in ext.get("inferences", [])
+            for i in _list(ext, "inferences")
             if isinstance(i, Mapping)
         ),
-        deviations=tuple(str(d) for d in ext.get("deviations", []) if isinstance(d, str)),
+        deviations=tuple(str(d) for d in _list(ext, "deviations") if isinstance(d, str)),
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from compare.digest import sha256_bytes
-from rebuild.errors import RecipeError
+from rebuild import fields
+from rebuild.errors import PlanError, RecipeError
 from rebuild.image import ImageSpec
 from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
 
@@ -26,11 +27,22 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 SCHEMA_FILE = "recipe.schema.json"
 
 
+DEFAULT_PARAMETER_PATTERN = r"[A-Za-z0-9._+=:/,@%~-]*"  # one word: never read by the shell as anything else
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
     description: str
     default: str | None
+    pattern: str = DEFAULT_PARAMETER_PATTERN  # what a value must match in full (data parameters)
+    code: bool = False  # the value is shell code that runs in the sandbox (the command recipe's command)
+
+    def check(self, value: str, recipe: str) -> str:
+        """Raises: PlanError: a data parameter's value does not match its pattern."""
+        if not self.code and not re.fullmatch(self.pattern, value):
+            raise fields.fail(f"recipe {recipe} parameter {self.name}", value, f"it must match {self.pattern}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,12 @@ class Recipe:
     path: Path
     sha256: str  # of the file's bytes
     image_per_build: bool = False  # the adapter sets the image's packages per build (made when needed)
+    registry_images: tuple[str, ...] = ()  # name@sha256:... references a plan may name instead of the built image
+    byproducts: tuple[str, ...] = ()  # glob patterns of other files kept from /out (never compared or attested)
+
+    @property
+    def code_parameters(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters if p.code)
 
     def render_steps(self, values: Mapping[str, str], build_path: str) -> tuple[str, ...]:
         """The steps with ``{{name}}`` placeholders filled in.
@@ -63,7 +81,7 @@ class Recipe:
         filled = {"build_path": build_path}
         for p in self.parameters:
             if p.name in values:
-                filled[p.name] = values[p.name]
+                filled[p.name] = p.check(values[p.name], self.name)
             elif p.default is not None:
                 filled[p.name] = p.default
             else:
@@ -104,11 +122,53 @@ class Recipe:
             deviations=tuple(deviations),
         )
 
+    def check_plan(self, plan: BuildPlan) -> None:
+        """A plan read from a document must be exactly what this recipe makes of its parameters.
+
+        The steps, the builder image and the outputs' shape come from the recipe, never from the
+        document: a document only chooses the values of the recipe's parameters (each checked by its
+        pattern), the environment (checked by ``fields``) and, for per-build images, the Debian
+        package set (checked by Debian's grammar).
+
+        Raises:
+            RecipeError: the document used another version of this recipe.
+            PlanError: the steps or the builder image are not what the recipe gives.
+        """
+        if self.sha256 != plan.recipe.sha256:
+            raise RecipeError(
+                f"recipe {plan.recipe.name} here (version {self.version}, sha256 {self.sha256[:16]}...) is not the "
+                f"one the provenance used (version {plan.recipe.version}, sha256 {plan.recipe.sha256[:16]}...)",
+                "install the rebuild-verifier release with that recipe, or pass --recipes DIR holding it",
+            )
+        if self.render_steps(plan.parameters, plan.environment.build_path) != plan.steps:
+            raise PlanError("the provenance's steps are not what its recipe and parameters give")
+        if not plan.image.spec:
+            if plan.image.reference not in self.registry_images:
+                raise PlanError(
+                    f"builder image {plan.image.reference!r} is not one recipe {self.name} allows",
+                    "the builder image comes from the recipe, never from the document",
+                )
+            return
+        spec = ImageSpec.from_dict(plan.image.spec)
+        own = self.image
+        if self.image_per_build:  # the package set is the build's (Debian); the rest is the recipe's
+            own = ImageSpec(own.name, spec.packages, spec.suite, spec.mirror, own.variant, own.epoch)
+        if spec != own:
+            raise PlanError(
+                f"the provenance's builder image spec is not recipe {self.name}'s ({_spec_difference(spec, own)})",
+                "the builder image comes from the recipe, never from the document",
+            )
+
     def parameter_values(self, values: Mapping[str, str]) -> dict[str, str]:
         """Given values plus defaults, as recorded in a plan."""
         out = {p.name: p.default for p in self.parameters if p.default is not None}
         out.update(values)
         return out
+
+
+def _spec_difference(got: ImageSpec, want: ImageSpec) -> str:
+    a, b = got.as_dict(), want.as_dict()
+    return "; ".join(f"{k}: {a[k]!r} instead of {b[k]!r}" for k in sorted(a) if a[k] != b[k])
 
 
 def bundled_recipes_dir() -> Path:
@@ -164,11 +224,22 @@ def load_recipe_file(path: Path) -> Recipe:
             epoch=img["epoch"],
         ),
         input_groups=tuple(doc.get("inputs", [])),
-        parameters=tuple(Parameter(name, spec["description"], spec.get("default")) for name, spec in params.items()),
+        parameters=tuple(
+            Parameter(
+                name,
+                spec["description"],
+                spec.get("default"),
+                spec.get("pattern", DEFAULT_PARAMETER_PATTERN),
+                bool(spec.get("code", False)),
+            )
+            for name, spec in params.items()
+        ),
         steps=tuple(doc["steps"]),
         path=path,
         sha256=sha256_bytes(raw),
         image_per_build=bool(img.get("per_build", False)),
+        registry_images=tuple(img.get("registry", [])),
+        byproducts=tuple(doc.get("byproducts", [])),
     )
 
 

@@ -13,18 +13,21 @@ Outputs are collected as regular files only.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
+import shlex
 import shutil
 import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from rebuild.errors import BuildFailedError, BuildTimeoutError, SandboxError
+from rebuild import fields
+from rebuild.errors import BuildFailedError, BuildTimeoutError, PlanError, SandboxError
 
 LABEL = "dev.rebuild-verifier.sandbox"
 OUTPUT_MOUNT = "/out"
@@ -40,6 +43,7 @@ class Limits:
     pids: int = 1024
     cpus: float = 2.0
     tmpfs_bytes: int = 4 << 30
+    output_bytes: int = 4 << 30  # what the build may write to /out (checked on every poll and when collecting)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class BuildRequest:
     uid: int = 1000
     gid: int = 1000
     limits: Limits = field(default_factory=Limits)
+    outputs: tuple[str, ...] = ()  # the declared outputs: only these are collected (all regular files if none)
+    byproducts: tuple[str, ...] = ()  # glob patterns of other files the recipe keeps (dpkg's .buildinfo)
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,12 @@ class Sandbox(Protocol):
 
 
 def step_script(request: BuildRequest) -> str:
-    """The shell script the container runs: umask, then each step, stopping at the first failure."""
-    lines = ["set -eu", f"umask {request.umask}", f"cd {request.build_path}", "unset OLDPWD"]
+    """The shell script the container runs: umask, then each step, stopping at the first failure.
+
+    The steps are code (from the recipe); everything else in the script is data, checked and quoted.
+    """
+    q = shlex.quote
+    lines = ["set -eu", f"umask {q(fields.umask(request.umask))}", f"cd -- {q(request.build_path)}", "unset OLDPWD"]
     for i, step in enumerate(request.steps, 1):
         lines.append(f"echo '>>> step {i}/{len(request.steps)}' >&2")
         lines.append(step)
@@ -150,7 +160,7 @@ class DockerSandbox:
                     log_config={"type": "json-file", "config": {}},
                 )
                 container.start()
-                exit_code = _wait(container, limits.timeout_s)
+                exit_code = _wait(container, limits.timeout_s, lambda: _check_output_size(writable, limits))
                 seconds = time.monotonic() - started
                 log = _logs(container)
                 if exit_code is None:
@@ -163,7 +173,8 @@ class DockerSandbox:
                     container.reload()
                     reason = _failure_reason(exit_code, container.attrs.get("State", {}), log)
                     raise BuildFailedError(f"build failed: {reason}", "see the build log", log=log)
-                outputs = collect_outputs(writable)
+                _check_output_size(writable, limits)
+                outputs = select_outputs(collect_outputs(writable), request.outputs, request.byproducts)
                 copied = []
                 for rel in outputs:
                     dest = out_dir / rel
@@ -185,6 +196,15 @@ def _check_request(request: BuildRequest) -> None:
     from rebuild.image import require_pinned
 
     require_pinned(request.image)
+    try:  # the plan checked these already; the sandbox does not rely on it
+        fields.umask(request.umask)
+        fields.absolute_path("build path", request.build_path)
+        for name, value in request.env.items():
+            fields.check_str("environment variable name", name, fields.ENV_NAME, "POSIX names only")
+            if "\0" in value:
+                raise fields.fail(f"environment variable {name}", value, "no NUL")
+    except PlanError as e:
+        raise SandboxError(e.message) from e
     for path in (request.build_path, *(m.target for m in request.inputs)):
         p = PurePosixPath(path)
         if not p.is_absolute() or ".." in p.parts or p == PurePosixPath("/"):
@@ -197,8 +217,10 @@ def _check_request(request: BuildRequest) -> None:
 WAIT_POLL_S = 2.0  # the client returns to Python this often, so Ctrl-C and SIGTERM are acted on at once
 
 
-def _wait(container: Any, timeout_s: float) -> int | None:
+def _wait(container: Any, timeout_s: float, check: Callable[[], None] = lambda: None) -> int | None:
     """The exit code, or None when the timeout passed (the container is then killed).
+
+    ``check`` runs on every poll (the output size); what it raises stops the build.
 
     The wait is a series of short waits rather than one long blocking request: a signal that lands
     while the client blocks in the socket is then handled within seconds, whichever thread got it.
@@ -211,6 +233,7 @@ def _wait(container: Any, timeout_s: float) -> int | None:
         if remaining <= 0:
             container.kill()
             return None
+        check()
         asked = time.monotonic()
         try:
             status = container.wait(timeout=max(1, min(WAIT_POLL_S, remaining)))
@@ -274,6 +297,36 @@ def collect_outputs(root: Path) -> tuple[Path, ...]:
                 raise SandboxError(f"build output {rel} is not a regular file")
             found.append(rel)
     return tuple(sorted(found))
+
+
+def output_size(root: Path) -> int:
+    """Bytes under ``root``: the larger of apparent and allocated size of each file (sparse files count whole)."""
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            with contextlib.suppress(OSError):  # removed while we looked: the build is still running
+                st = os.lstat(os.path.join(dirpath, name))
+                total += max(st.st_size, st.st_blocks * 512)
+    return total
+
+
+def _check_output_size(root: Path, limits: Limits) -> None:
+    size = output_size(root)
+    if size > limits.output_bytes:
+        raise BuildFailedError(
+            f"the build wrote {size} bytes to {OUTPUT_MOUNT}, more than the limit of {limits.output_bytes}",
+            "raise --max-output-bytes if the release is really that large",
+        )
+
+
+def select_outputs(found: tuple[Path, ...], declared: tuple[str, ...], byproducts: tuple[str, ...]) -> tuple[Path, ...]:
+    """The declared outputs and the recipe's byproducts among what the build wrote; everything if none declared."""
+    if not declared:
+        return found
+    wanted = set(declared)
+    return tuple(
+        p for p in found if p.as_posix() in wanted or any(fnmatch.fnmatchcase(p.as_posix(), g) for g in byproducts)
+    )
 
 
 def safe_output_name(name: str) -> PurePosixPath:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.cache import BlobCache
+from rebuild.errors import InputError, VerificationError
 from rebuild.keys import PublicKey
 from rebuild.recipes import RecipeBook
 from rebuild.resolution import Resolution
@@ -82,8 +83,23 @@ ADAPTERS: tuple[tuple[str, Callable[[str], bool], Callable[[str, ResolveContext]
 
 
 def resolve(target: str, ctx: ResolveContext) -> Resolution:
-    """The first adapter that takes ``target`` turns it into a resolution."""
-    for _name, takes, adapter in ADAPTERS:
+    """The first adapter that takes ``target`` turns it into a resolution.
+
+    Raises:
+        InputError: ``--provenance-key`` with a target that is not a provenance file.
+        VerificationError: ``--provenance-key`` with a ``.buildinfo`` (its OpenPGP signature is not checked).
+    """
+    for name, takes, adapter in ADAPTERS:
         if takes(target):
+            if ctx.provenance_keys and name in ("pypi release", "debian source package"):
+                raise InputError(
+                    f"--provenance-key does not apply to {target}",
+                    "the index and archive are checked by their own digests and signatures",
+                )
+            if ctx.provenance_keys and name == "debian .buildinfo":
+                raise VerificationError(
+                    f"{target}: provenance is not signed by a trusted key",
+                    "a .buildinfo carries an OpenPGP signature, which is not checked against --provenance-key",
+                )
             return adapter(target, ctx)
     raise AssertionError("the provenance-file adapter takes every target")  # pragma: no cover

@@ -11,6 +11,7 @@ every other buildType goes through ``slsa.py``.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,12 @@ from compare.digest import digest_file
 from rebuild import dsse, uris
 from rebuild.adapters import ResolveContext
 from rebuild.envelopes import LoadedEnvelope, read_envelopes
-from rebuild.errors import InputError, ProvenanceError
+from rebuild.errors import InputError, ProvenanceError, VerificationError
 from rebuild.keys import PublicKey
 from rebuild.plan import Output, plan_from_provenance
 from rebuild.resolution import Candidate, Resolution
 from rebuild.statements import ParsedStatement, Subject, parse_statement
+from rebuild.untrusted import printable
 
 SLSA_PROVENANCE_TYPES = (
     uris.SLSA_PROVENANCE_V1,
@@ -32,25 +34,52 @@ SLSA_PROVENANCE_TYPES = (
 )
 
 
+class SignatureStatus(enum.Enum):
+    """What is known of a statement's signature. Only VERIFIED counts when keys are given."""
+
+    VERIFIED = "verified"
+    DOES_NOT_VERIFY = "does not verify"
+    SIGSTORE_NOT_CHECKED = "sigstore, not checked"
+    NOT_CHECKED = "signed, not checked"
+    UNSIGNED = "unsigned"
+
+
+@dataclass(frozen=True)
+class Signature:
+    status: SignatureStatus
+    keyid: str = ""  # the trusted key that verified it
+
+    def __str__(self) -> str:
+        return {
+            SignatureStatus.VERIFIED: f"verified with key {self.keyid[:16]}",
+            SignatureStatus.DOES_NOT_VERIFY: "signature does NOT verify with the given key(s)",
+            SignatureStatus.SIGSTORE_NOT_CHECKED: (
+                "signed with a Sigstore certificate: not checked (needs the Sigstore trust root; pass --provenance-key)"
+            ),
+            SignatureStatus.NOT_CHECKED: "signed, not checked (no --provenance-key)",
+            SignatureStatus.UNSIGNED: "unsigned",
+        }[self.status]
+
+
 @dataclass(frozen=True)
 class FoundStatement:
     statement: ParsedStatement
     loaded: LoadedEnvelope
-    signature: str  # "verified with key ...", "signature does NOT verify", "not checked ...", "unsigned"
+    signature: Signature
 
 
-def signature_status(loaded: LoadedEnvelope, keys: Sequence[PublicKey]) -> str:
-    """What is known of one envelope's signature, in words."""
+def signature_status(loaded: LoadedEnvelope, keys: Sequence[PublicKey]) -> Signature:
+    """What is known of one envelope's signature."""
     if not loaded.signed or not loaded.envelope.signatures:
-        return "unsigned"
+        return Signature(SignatureStatus.UNSIGNED)
     if keys:
         verified = dsse.verify(loaded.envelope, keys).signers
         if verified:
-            return f"verified with key {verified[0].keyid[:16]}"
-        return "signature does NOT verify"
+            return Signature(SignatureStatus.VERIFIED, verified[0].keyid)
+        return Signature(SignatureStatus.DOES_NOT_VERIFY)
     if loaded.certificate:
-        return "signed with a Sigstore certificate: not checked (needs the Sigstore trust root; pass --provenance-key)"
-    return "signed, not checked (no --provenance-key)"
+        return Signature(SignatureStatus.SIGSTORE_NOT_CHECKED)
+    return Signature(SignatureStatus.NOT_CHECKED)
 
 
 def read_statements(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[list[FoundStatement], list[str]]:
@@ -106,20 +135,25 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
         kinds = sorted({f.statement.predicate_type for f in found})
         detail = problems[0] if problems else (f"it holds {', '.join(kinds)}" if kinds else "it is empty")
         raise ProvenanceError(f"{path} holds no SLSA provenance statement ({detail})")
-    for f in provenance:
-        if f.signature == "signature does NOT verify":
-            raise ProvenanceError(f"{path}: the provenance signature does not verify with the given key(s)")
-    held = {p: file_digests(p) for p in ctx.artifacts}  # each file the user holds is read once
-    if held:
-        about = [f for f in provenance if any(subject_for(f.statement, d) for d in held.values())]
-        about = about or [f for f in provenance if any(names_artifact(f.statement, p) for p in held)]
-        if not about:
-            names = ", ".join(s.name for f in provenance for s in f.statement.subjects) or "none"
-            raise ProvenanceError(
-                f"nothing in {path} is about {', '.join(p.name for p in ctx.artifacts)} (no subject has its digest)",
-                f"its subjects are: {names}",
+    if ctx.provenance_keys:  # only statements signed by a trusted key are used, never one ahead of them
+        provenance = [f for f in provenance if f.signature.status is SignatureStatus.VERIFIED]
+        if not provenance:
+            raise VerificationError(
+                f"{path}: provenance is not signed by a trusted key",
+                "every SLSA statement in it is unsigned, or signed by another key (--provenance-key)",
             )
-        provenance = about
+    held = {p: file_digests(p) for p in ctx.artifacts}  # each file the user holds is read once
+    for artifact, digests in held.items():
+        if not any(subject_for(f.statement, digests) for f in provenance):
+            named = any(names_artifact(f.statement, artifact) for f in provenance)
+            names = ", ".join(printable(s.name) for f in provenance for s in f.statement.subjects) or "none"
+            raise VerificationError(
+                f"{artifact.name} is not an artifact {path.name} names"
+                + (" (a subject has its name, but not its digest: the file was altered)" if named else ""),
+                f"no subject has its sha256 {digests['sha256']}; the subjects are: {names}",
+            )
+    if held:
+        provenance = [f for f in provenance if any(subject_for(f.statement, d) for d in held.values())]
     chosen = provenance[0]
     build_type = str(chosen.statement.predicate.get("buildDefinition", {}).get("buildType", ""))
     if chosen.statement.predicate_type == uris.SLSA_PROVENANCE_V1 and build_type == uris.BUILD_TYPE:
@@ -129,7 +163,7 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
             candidates=[Candidate("as recorded", plan)],
             published=_published_beside(plan.outputs, path, ctx.artifacts),
             origin=path,
-            signature_status=chosen.signature,
+            signature_status=str(chosen.signature),
             summary={"buildType": build_type, "subjects": [s.name for s in chosen.statement.subjects]},
         )
     return resolve_foreign(path, chosen, ctx, held)

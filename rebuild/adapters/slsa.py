@@ -67,6 +67,10 @@ def _dig(doc: Any, *path: str) -> Any:
     return doc
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -190,7 +194,7 @@ def describe(found: FoundStatement) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "wrapper": found.loaded.wrapper,
         "where": found.loaded.origin,
-        "signature": found.signature,
+        "signature": str(found.signature),
         "statementType": stmt.type,
         "predicateType": stmt.predicate_type,
         "subjects": [{"name": s.name, "digest": dict(s.digest)} for s in stmt.subjects],
@@ -203,7 +207,12 @@ def describe(found: FoundStatement) -> dict[str, Any]:
             builder=_str(_dig(stmt.predicate, "runDetails", "builder", "id")),
             buildType=uris.BUILD_TYPE,
             source={"uri": _str(_dig(ext, "source", "uri")), "commit": _str(_dig(ext, "source", "commit"))},
-            rebuild={"recipe": _str(_dig(ext, "recipe", "name")), "outputs": _dig(ext, "outputs") or []},
+            rebuild={
+                "recipe": _str(_dig(ext, "recipe", "name")),
+                "outputs": [o for o in _list(_dig(ext, "outputs")) if isinstance(o, str)],
+                "willRun": [step for step in _list(_dig(ext, "steps")) if isinstance(step, str)],
+                "environment": _dig(ext, "environment") if isinstance(_dig(ext, "environment"), Mapping) else {},
+            },
         )
         return doc
     if not stmt.predicate_type.startswith("https://slsa.dev/provenance/"):
@@ -253,10 +262,7 @@ def _published(targets: Sequence[Target], provenance: Path, held: Mapping[Path, 
     unmatched = list(held)
     for target in targets:
         for path in list(unmatched):
-            if subject_for(_statement_of(target), held[path]) or path.name in (
-                target.output,
-                target.subject.name,
-            ):
+            if subject_for(_statement_of(target), held[path]):  # by digest only: a name proves nothing
                 published[target.output] = path
                 unmatched.remove(path)
                 break
@@ -366,6 +372,6 @@ def resolve_foreign(
         candidates=candidates,
         published=published,
         origin=path,
-        signature_status=found.signature,
+        signature_status=str(found.signature),
         summary=summary,
     )

@@ -16,7 +16,7 @@ from rebuild.adapters.provenance import read_statements, resolve_provenance_file
 from rebuild.adapters.slsa import describe
 from rebuild.cache import BlobCache
 from rebuild.cli import app
-from rebuild.errors import Error, FetchError, InputError
+from rebuild.errors import Error, FetchError, VerificationError
 from rebuild.recipes import RecipeBook
 from tests.conftest import VECTORS
 
@@ -138,9 +138,9 @@ def test_npm_subject_matches_the_tarball_by_sha512(tmp_path: Path) -> None:
         resolve_provenance_file(PROVENANCE_FILES["npm-v1"], ctx(tmp_path, [NPM / "gundam-visor-cli-v1-tag.tgz"]))
 
 
-def test_an_artifact_no_statement_is_about_is_named(tmp_path: Path) -> None:
+def test_an_artifact_no_statement_is_about_is_a_failed_verification(tmp_path: Path) -> None:
     other = NPM / "provenance-npm-test-cli-v02-prega.tgz"
-    with pytest.raises(InputError, match=r"nothing in .*gundam-visor-cli-v1-tag.tgz.json is about"):
+    with pytest.raises(VerificationError, match=r"prega.tgz is not an artifact gundam-visor-cli-v1-tag.tgz.json names"):
         resolve_provenance_file(PROVENANCE_FILES["npm-v1"], ctx(tmp_path, [other]))
 
 
