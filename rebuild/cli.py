@@ -340,7 +340,13 @@ def verify(
     from rebuild.cache import BlobCache
     from rebuild.gitsource import parse_mirrors
     from rebuild.keys import load_public_key
-    from rebuild.pipeline import Stages, clear_verdicts, verify_resolution, write_failure_report
+    from rebuild.pipeline import (
+        Stages,
+        check_resolution,
+        clear_verdicts,
+        verify_resolution,
+        write_failure_report,
+    )
 
     with errors_to_exit(ctx):
         all_targets = _targets(targets, from_file)
@@ -377,6 +383,7 @@ def verify(
         )
         with stages.stage("resolve", f"resolving {target}"):
             resolution = resolve(target, resolve_ctx)
+            check_resolution(resolution, book)  # bad input is refused before any engine is asked
         if not engines:
             engines.append(_engine_with(cache_dir, timeout, mirrors, max_input_bytes, max_output_bytes))
         return verify_resolution(

@@ -393,10 +393,7 @@ def verify_resolution(
     """Rebuild each candidate plan in turn until one matches byte for byte; compare; attest the verdict."""
     stages = stages or Stages(progress)
     started = statements.now_rfc3339()
-    published_sha256 = {name: sha256_file(path) for name, path in resolution.published.items()}
-    for candidate in resolution.candidates:
-        book.get(candidate.plan.recipe.name).check_plan(candidate.plan)
-        _check_published(candidate.plan, published_sha256)
+    check_resolution(resolution, book)
     published = resolution.published
     byproducts = book.get(resolution.plan.recipe.name).byproducts
     clear_verdicts(out_dir)  # an earlier run's verdict must never outlive this one
@@ -516,6 +513,21 @@ def _decide(comparisons: Sequence[ComparisonReport], outputs: Sequence[Output]) 
         and {c.name for c in comparisons} == set(expected)
         and all(c.verdict.identical and c.verdict.a.sha256 == expected[c.name] for c in comparisons)
     )
+
+
+def check_resolution(resolution: Resolution, book: RecipeBook) -> None:
+    """Every candidate is what its recipe makes, and every published file is what the provenance names.
+
+    Runs right after resolve, before any engine is asked, and again before anything is built.
+
+    Raises:
+        RecipeError, PlanError: a plan is not its recipe's (exit 2).
+        VerificationError: a published file is not the artifact the provenance names (exit 1).
+    """
+    published_sha256 = {name: sha256_file(path) for name, path in resolution.published.items()}
+    for candidate in resolution.candidates:
+        book.get(candidate.plan.recipe.name).check_plan(candidate.plan)
+        _check_published(candidate.plan, published_sha256)
 
 
 def _check_published(plan: BuildPlan, published: Mapping[str, str]) -> None:
