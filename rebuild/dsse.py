@@ -18,6 +18,9 @@ from rebuild.errors import InputError
 from rebuild.keys import PublicKey, Signer
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+# Every signature is tried against every trusted key, so their number is bounded;
+# real envelopes carry one, a threshold of rebuilders a handful.
+MAX_SIGNATURES = 64
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -66,10 +69,16 @@ class Envelope:
         payload_type = doc.get("payloadType")
         if not isinstance(payload_type, str):
             raise InputError(f"{where}: field 'payloadType' is missing or not a string")
+        try:
+            payload_type.encode("utf-8")  # PAE signs its UTF-8 bytes; a lone surrogate has none
+        except UnicodeEncodeError:
+            raise InputError(f"{where}: field 'payloadType' is not Unicode text (a lone surrogate)") from None
         payload = b64decode(doc.get("payload"), f"{where}: field 'payload'")
         raw_sigs = doc.get("signatures", [])
         if not isinstance(raw_sigs, list):
             raise InputError(f"{where}: field 'signatures' is not a list")
+        if len(raw_sigs) > MAX_SIGNATURES:
+            raise InputError(f"{where}: {len(raw_sigs)} signatures (at most {MAX_SIGNATURES})")
         sigs = []
         for i, s in enumerate(raw_sigs):
             if not isinstance(s, Mapping):

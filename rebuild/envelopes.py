@@ -12,7 +12,6 @@ are an explicit ordered registry, most specific first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,11 @@ from typing import Any
 
 from rebuild.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, b64decode
 from rebuild.errors import InputError, ProvenanceError
+from rebuild.statements import load_document
 
 SIGSTORE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 MAX_FILE_BYTES = 64 << 20
+_JSON_SPACE = " \t\r\n"  # JSON's whitespace; str.strip() would also take U+2028 and friends
 
 
 @dataclass(frozen=True)
@@ -38,27 +39,38 @@ def read_envelopes(path: Path) -> list[LoadedEnvelope]:
     """Every envelope in the file, in order.
 
     Raises:
-        ProvenanceError: unreadable, not JSON, or no known wrapper (exit 2).
+        ProvenanceError: unreadable, not UTF-8, not strict JSON, or no known wrapper (exit 2).
     """
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ProvenanceError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
-        text = path.read_text("utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows or is a device
     except FileNotFoundError as e:
         raise ProvenanceError(f"{path} does not exist") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProvenanceError(f"{path} cannot be read as UTF-8 text: {e}") from e
+    except OSError as e:
+        raise ProvenanceError(f"{path} cannot be read: {e.strerror or e}") from e
+    if len(data) > MAX_FILE_BYTES:
+        raise ProvenanceError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProvenanceError(f"{path} is not UTF-8 text (byte {e.start})") from e
     return parse_envelopes(text, str(path))
 
 
 def parse_envelopes(text: str, name: str) -> list[LoadedEnvelope]:
-    if not text.strip():
+    """Every envelope in ``text`` (one JSON document, or JSON Lines), in order.
+
+    Raises:
+        ProvenanceError: not strict JSON (duplicate keys, deep nesting, long
+            integers, lone surrogates are refused), or no known wrapper.
+    """
+    if not text.strip(_JSON_SPACE):
         raise ProvenanceError(f"{name} is empty")
     docs = list(_json_documents(text, name))
     found: list[LoadedEnvelope] = []
-    for origin, doc in docs:
+    for origin, doc, raw in docs:
         try:
-            found.extend(_unwrap(doc, origin))
+            found.extend(_unwrap(doc, origin, raw))
         except InputError as e:
             raise ProvenanceError(f"{name}: {e.message}", e.hint) from e
     if not found:
@@ -66,37 +78,41 @@ def parse_envelopes(text: str, name: str) -> list[LoadedEnvelope]:
     return found
 
 
-def _json_documents(text: str, name: str) -> Iterator[tuple[str, Any]]:
-    stripped = text.strip()
+def _json_documents(text: str, name: str) -> Iterator[tuple[str, Any, bytes]]:
+    """``(origin, document, its exact bytes)`` for the one document, or for each JSON line.
+
+    A file is one document if it parses as one; otherwise it is JSON Lines
+    (lines end in ``\\n``; ``splitlines`` would also split inside strings at
+    U+2028). When the first line is not JSON either, the whole-document error
+    is the one worth reading (a pretty-printed document with a duplicate key).
+    """
+    stripped = text.strip(_JSON_SPACE)
     try:
-        yield "document", json.loads(stripped)
+        yield "document", load_document(stripped, name), stripped.encode()
         return
-    except json.JSONDecodeError:
-        pass
-    lines = [line for line in text.splitlines() if line.strip()]
+    except InputError as e:
+        whole = e
+    lines = [(n, line.strip(_JSON_SPACE)) for n, line in enumerate(text.split("\n"), 1)]
+    lines = [(n, line) for n, line in lines if line]
     if len(lines) < 2:
+        raise ProvenanceError(whole.message) from None
+    for index, (number, line) in enumerate(lines):
         try:
-            json.loads(stripped)
-        except json.JSONDecodeError as e:
-            raise ProvenanceError(f"{name} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"line {number}", json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ProvenanceError(f"{name}: line {number} is not valid JSON: {e.msg}") from e
+            doc = load_document(line, f"{name}: line {number}")
+        except InputError as e:
+            raise ProvenanceError(whole.message if index == 0 else e.message) from None
+        yield f"line {number}", doc, line.encode()
 
 
 def _is_envelope(doc: Mapping[str, Any]) -> bool:
     return "payloadType" in doc and "payload" in doc
 
 
-def _from_envelope(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
+def _from_envelope(doc: Mapping[str, Any], origin: str, raw: bytes) -> list[LoadedEnvelope]:
     return [LoadedEnvelope(Envelope.from_dict(doc, origin), origin, "dsse")]
 
 
-def _from_sigstore_bundle(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
+def _from_sigstore_bundle(doc: Mapping[str, Any], origin: str, raw: bytes = b"") -> list[LoadedEnvelope]:
     media = str(doc.get("mediaType", ""))
     version = media.split("version=")[-1] if "version=" in media else media.removeprefix(SIGSTORE_MEDIA_PREFIX)
     env = doc.get("dsseEnvelope")
@@ -126,7 +142,7 @@ def _bundle_certificate(material: Any) -> str | None:
     return None
 
 
-def _from_npm_response(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
+def _from_npm_response(doc: Mapping[str, Any], origin: str, raw: bytes) -> list[LoadedEnvelope]:
     items = doc.get("attestations")
     if not isinstance(items, list):
         raise InputError(f"{origin}: 'attestations' is not a list")
@@ -139,7 +155,7 @@ def _from_npm_response(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelo
     return found
 
 
-def _from_pep740_attestation(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
+def _from_pep740_attestation(doc: Mapping[str, Any], origin: str, raw: bytes = b"") -> list[LoadedEnvelope]:
     env = doc.get("envelope")
     if not isinstance(env, Mapping):
         raise InputError(f"{origin}: PEP 740 attestation has no 'envelope' object")
@@ -157,7 +173,7 @@ def _from_pep740_attestation(doc: Mapping[str, Any], origin: str) -> list[Loaded
     ]
 
 
-def _from_pep740_provenance(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
+def _from_pep740_provenance(doc: Mapping[str, Any], origin: str, raw: bytes) -> list[LoadedEnvelope]:
     bundles = doc.get("attestation_bundles")
     if not isinstance(bundles, list):
         raise InputError(f"{origin}: 'attestation_bundles' is not a list")
@@ -173,13 +189,14 @@ def _from_pep740_provenance(doc: Mapping[str, Any], origin: str) -> list[LoadedE
     return found
 
 
-def _from_statement(doc: Mapping[str, Any], origin: str) -> list[LoadedEnvelope]:
-    payload = json.dumps(doc, separators=(",", ":")).encode()
-    return [LoadedEnvelope(Envelope(INTOTO_PAYLOAD_TYPE, payload, ()), origin, "statement (unsigned)", signed=False)]
+def _from_statement(doc: Mapping[str, Any], origin: str, raw: bytes) -> list[LoadedEnvelope]:
+    # the statement's own bytes, never a re-serialisation of what was parsed from them
+    return [LoadedEnvelope(Envelope(INTOTO_PAYLOAD_TYPE, raw, ()), origin, "statement (unsigned)", signed=False)]
 
 
-# Most specific first.
-WRAPPERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Callable[..., list[LoadedEnvelope]]], ...] = (
+# (name, does this document look like it, unwrap(document, origin, its exact bytes)). Most specific first.
+Unwrap = Callable[[Mapping[str, Any], str, bytes], list[LoadedEnvelope]]
+WRAPPERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Unwrap], ...] = (
     ("sigstore bundle", lambda d: str(d.get("mediaType", "")).startswith(SIGSTORE_MEDIA_PREFIX), _from_sigstore_bundle),
     ("npm attestations", lambda d: "attestations" in d and isinstance(d.get("attestations"), list), _from_npm_response),
     ("PEP 740 provenance", lambda d: "attestation_bundles" in d, _from_pep740_provenance),
@@ -193,12 +210,12 @@ WRAPPERS: tuple[tuple[str, Callable[[Mapping[str, Any]], bool], Callable[..., li
 )
 
 
-def _unwrap(doc: Any, origin: str) -> list[LoadedEnvelope]:
+def _unwrap(doc: Any, origin: str, raw: bytes) -> list[LoadedEnvelope]:
     if not isinstance(doc, Mapping):
         raise InputError(f"{origin} is not a JSON object")
     for _name, matches, unwrap in WRAPPERS:
         if matches(doc):
-            return unwrap(doc, origin)
+            return unwrap(doc, origin, raw)
     raise InputError(
         f"{origin} is not a DSSE envelope, Sigstore bundle, npm or PEP 740 attestation, or in-toto statement",
         "expected a field such as payloadType, dsseEnvelope, attestations or _type",

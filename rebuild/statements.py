@@ -2,20 +2,39 @@
 
 Documents written here are strict: canonical key order, fixed fields, only
 validated digests. Statements read from elsewhere are parsed tolerantly from
-the verified payload bytes, keeping every unknown field.
+the verified payload bytes, keeping every unknown field, but never
+ambiguously: ``load_document`` is the one way this module and
+``rebuild.envelopes`` turn untrusted bytes into JSON.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from compare.digest import is_valid_hex
 from rebuild import __version__, uris
 from rebuild.errors import InputError
+from rebuild.untrusted import load_json, printable
+
+# Digest algorithms whose values are hex of a fixed length: checked so, and compared lowercased.
+# Every other DigestSet algorithm (gce_image_id, ...) is compared exactly.
+HEX_DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Collisions are practical for these; a summary pinned by one proves little.
+WEAK_DIGESTS = frozenset({"md5", "sha1"})
+_ALGORITHM = re.compile(r"[a-z0-9_-]{1,64}")
+_OPAQUE_VALUE = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no space
+_HEX = re.compile(r"[0-9a-f]+")
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,67 @@ class ResourceRef:
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time (an offset is required) in UTC, or None.
+
+    Stricter than ``datetime.fromisoformat``, which also takes dates without
+    a time, times without an offset (local to whom?) and week dates.
+    """
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = m.groups()
+    seconds = int(second)
+    seconds = 59 if seconds == 60 else seconds  # a leap second counts as :59
+    try:
+        offset = timedelta(0)
+        if sign is not None:
+            if int(off_h) > 23 or int(off_m) > 59:
+                return None
+            offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
+        when = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            seconds,
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(offset),
+        )
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def normalize_digest(algorithm: str, value: str) -> str:
+    """``value`` as compared with subjects: lowercase hex for ``HEX_DIGESTS``, exact otherwise.
+
+    Raises:
+        InputError: an unknown-shaped algorithm name, a weak algorithm, or a
+            value that is not valid for the algorithm.
+    """
+    if algorithm in HEX_DIGESTS:
+        lowered = value.lower()
+        if len(lowered) != HEX_DIGESTS[algorithm] or not _HEX.fullmatch(lowered):
+            raise InputError(
+                f"{algorithm} digest {printable(repr(value), 200)} is not {HEX_DIGESTS[algorithm]} hex digits"
+            )
+        return lowered
+    if not _ALGORITHM.fullmatch(algorithm):
+        raise InputError(
+            f"digest algorithm {printable(repr(algorithm), 200)} is not a DigestSet name ([a-z0-9_-], 1 to 64)",
+            "for example sha256:<64 hex digits> or sha512:<128 hex digits>",
+        )
+    if algorithm in WEAK_DIGESTS:
+        raise InputError(f"digest algorithm {algorithm} is too weak to pin an artifact", "use sha256 or sha512")
+    if not _OPAQUE_VALUE.fullmatch(value):
+        raise InputError(
+            f"digest {algorithm}:{printable(repr(value), 200)} is not a printable ASCII value without spaces"
+        )
+    return value
 
 
 def serialize(statement: Mapping[str, Any]) -> bytes:
@@ -147,27 +227,74 @@ class ParsedStatement:
     raw: Mapping[str, Any]
 
     def matches(self, algorithm: str, value: str) -> Subject | None:
+        """The first subject whose ``algorithm`` digest is ``value``.
+
+        Hex digests (``HEX_DIGESTS``) compare case-insensitively; any other
+        algorithm's value is an opaque string and compares exactly.
+        """
+        hex_digest = algorithm in HEX_DIGESTS
+        wanted = value.lower() if hex_digest else value
         for s in self.subjects:
-            if s.digest.get(algorithm, "").lower() == value.lower():
+            have = s.digest.get(algorithm)
+            if have is not None and (have.lower() if hex_digest else have) == wanted:
                 return s
         return None
+
+
+def _unicode_problem(doc: Any) -> str:
+    """Why ``doc`` (parsed JSON) is not a document of Unicode text and finite numbers, or ""."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            return f"a string that is not Unicode text (a lone surrogate): {printable(repr(node), 120)}"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "a number too large for a double"
+    return ""
+
+
+def load_document(data: str | bytes, what: str) -> Any:
+    """Parse one untrusted JSON document: ``load_json``, UTF-8 only, and no lone surrogates.
+
+    ``load_json`` refuses duplicate keys, deep nesting and over-long integers.
+    On top of that, bytes must be UTF-8 (``json.loads`` would also guess
+    UTF-16/32 and let encoded surrogates through), and no string may hold a
+    lone surrogate from a ``\\ud800`` escape: such text cannot be encoded,
+    compared or shown reliably, and I-JSON (RFC 7493) forbids it.
+
+    Raises:
+        InputError: naming ``what`` and the problem.
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{what} is not UTF-8 text (byte {e.start})") from None
+    doc = load_json(data, what)
+    problem = _unicode_problem(doc)
+    if problem:
+        raise InputError(f"{what} is malformed: it holds {problem}")
+    return doc
 
 
 def parse_statement(payload: bytes, where: str = "statement") -> ParsedStatement:
     """Parse an in-toto Statement (v0.1 or v1) tolerantly, naming any bad field.
 
     Raises:
-        InputError: not JSON, not an object, or a required field is missing/mistyped.
+        InputError: not strict JSON (see ``load_document``), not an object, or
+            a required field is missing or mistyped.
     """
-    try:
-        doc = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{where}: payload is not JSON ({e})") from e
+    doc = load_document(payload, f"{where}: payload")
     if not isinstance(doc, dict):
         raise InputError(f"{where}: payload is not a JSON object")
     type_ = doc.get("_type")
     if type_ not in (uris.STATEMENT_V1, uris.STATEMENT_V01):
-        raise InputError(f"{where}: '_type' is {type_!r}, not an in-toto Statement")
+        raise InputError(f"{where}: '_type' is {printable(repr(type_), 200)}, not an in-toto Statement")
     predicate_type = doc.get("predicateType")
     if not isinstance(predicate_type, str):
         raise InputError(f"{where}: field 'predicateType' is missing or not a string")
@@ -180,9 +307,13 @@ def parse_statement(payload: bytes, where: str = "statement") -> ParsedStatement
         raise InputError(f"{where}: field 'subject' is missing or not a list")
     subjects = []
     for i, s in enumerate(raw_subjects):
-        digest = s.get("digest") if isinstance(s, dict) else None
+        if not isinstance(s, dict):
+            raise InputError(f"{where}: subject[{i}] is not an object")
+        digest = s.get("digest")
         if not isinstance(digest, dict) or not all(isinstance(v, str) for v in digest.values()):
             raise InputError(f"{where}: subject[{i}].digest is missing or not a map of strings")
-        name = s.get("name", "")
-        subjects.append(Subject(name if isinstance(name, str) else "", digest))
+        name = s.get("name", "")  # optional in in-toto v0.1; "_" when nameless in v1
+        if not isinstance(name, str):
+            raise InputError(f"{where}: subject[{i}].name is {printable(repr(name), 200)}, not a string")
+        subjects.append(Subject(name, digest))
     return ParsedStatement(type_, predicate_type, tuple(subjects), predicate, doc)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rebuild import dsse
 from rebuild.envelopes import read_envelopes
+from rebuild.errors import InputError
 from rebuild.keys import PrivateKey, PublicKey, key_id, load_public_key
 from tests.conftest import VECTORS
 
@@ -182,3 +183,42 @@ def test_any_flipped_bit_fails(payload: bytes, data: st.DataObject) -> None:
     else:
         env = dsse.Envelope(env.payload_type, env.payload, (dsse.Signature(bytes(blob), k.keyid),))
     assert dsse.verify(env, [public(k)]).signers == ()
+
+
+# --- hostile envelopes given as objects (no JSON parser in between) ---------------------
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"payloadType": "application/vnd.in-toto+json\udc00"}, "'payloadType' is not Unicode text"),
+        ({"payloadType": None}, "'payloadType' is missing or not a string"),
+        ({"payload": "é"}, "'payload' is not valid base64"),
+        ({"payload": 5}, "'payload' is not a base64 string"),
+        ({"signatures": [{"sig": "AAAA"}] * (dsse.MAX_SIGNATURES + 1)}, f"{dsse.MAX_SIGNATURES + 1} signatures"),
+        ({"signatures": ["AAAA"]}, "signatures[0] is not an object"),
+        ({"signatures": [{"keyid": "k"}]}, "signatures[0].sig is not a base64 string"),
+    ],
+    ids=[
+        "surrogate-payload-type",
+        "payload-type-null",
+        "non-ascii-payload",
+        "payload-a-number",
+        "too-many",
+        "sig-a-string",
+        "no-sig",
+    ],
+)
+def test_from_dict_refuses_with_the_field_named(change: dict[str, object], message: str) -> None:
+    doc = {**dsse.sign(b"{}", [fixed_key()]).to_dict(), **change}
+    with pytest.raises(InputError) as caught:
+        dsse.Envelope.from_dict(doc)
+    assert message in caught.value.message
+
+
+def test_max_signatures_are_accepted_and_any_one_may_verify() -> None:
+    k = fixed_key()
+    good = dsse.sign(b"{}", [k]).to_dict()
+    junk = {"keyid": k.keyid, "sig": base64.b64encode(bytes(64)).decode()}
+    doc = {**good, "signatures": [junk] * (dsse.MAX_SIGNATURES - 1) + good["signatures"]}
+    assert dsse.verify(dsse.Envelope.from_dict(doc), [public(k)]).signers
