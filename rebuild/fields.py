@@ -38,6 +38,8 @@ HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+
 DEBIAN_PACKAGE = re.compile(
     r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=([0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*(-[A-Za-z0-9.+~]+)?)?$"
 )
+GIT_URL = re.compile(r"^(https?|ssh|git)://([A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9._~%+@-]+)*/?$|^file:///[A-Za-z0-9._~%+@/-]*$")
+GIT_REF = re.compile(r"^[A-Za-z0-9._/+-]{1,255}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # POSIX
 # The only variables a plan may add to the build's environment: what a .buildinfo records.
 ENV_EXTRA_ALLOWED = re.compile(r"^(DEB_[A-Z0-9_]+|LANGUAGE)$")
@@ -119,11 +121,27 @@ def source_uri(what: str, value: Any) -> str:
         if parsed.netloc not in ("", "localhost") or ".." in parsed.path.split("/"):
             raise fail(what, value, "a file:// URL must be a local absolute path without '..'")
         return value
-    if parsed.scheme.startswith("git+") or value.startswith("git+"):
-        return value  # fetched by commit id only (fetch.git checks the commit and the URL scheme)
+    if value.startswith("git+"):
+        url = value.removeprefix("git+")
+        scheme, sep, rest = url.partition("://")
+        authority, _, path = rest.partition("/")
+        repository, at, ref = path.partition("@")
+        git_repository(f"{scheme}{sep}{authority}/{repository}")
+        if at and not GIT_REF.match(ref):
+            raise fail(what, value, "its ref must be a plain git ref name")
+        return value  # fetched by commit id only
     if parsed.scheme:
         raise fail(what, value, "the scheme must be http, https, file or git+")
     relative_path(what, value)  # beside the provenance: contained in its directory
+    return value
+
+
+def git_repository(value: Any) -> str:
+    """A git repository URL that git reads as a URL and nothing else (never an option, never ``ext::``)."""
+    if not isinstance(value, str) or value.startswith("-") or not GIT_URL.match(value):
+        raise fail("git repository", value, "it must be an http(s), ssh, git or file URL of plain characters")
+    if ".." in value.split("://", 1)[1].split("/"):
+        raise fail("git repository", value, "it must not contain '..'")
     return value
 
 

@@ -18,11 +18,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from compare.digest import sha256_file
+from rebuild import fields
 from rebuild.cache import BlobCache
 from rebuild.errors import FetchError, InputError
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # SHA-1 or SHA-256 object names
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
+# No prompts, no system config, and only transports that cannot run a command (never ext::, fd::).
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "LC_ALL": "C",
+    "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file",
+}
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -89,16 +96,16 @@ def export_commit(
     """
     check_commit(commit)
     url, _ref = split_uri(uri)
-    url = apply_mirrors(url, mirrors)
+    url = fields.git_repository(apply_mirrors(url, mirrors))  # a document's URL reaches git's command line
     repo = git_root / hashlib.sha256(url.encode()).hexdigest()[:32]
     if not (repo / "HEAD").is_file():
         repo.mkdir(parents=True, exist_ok=True)
-        _git(["init", "--quiet", "--bare", str(repo)])
+        _git(["init", "--quiet", "--bare", "--", str(repo)])
     if not _has_commit(repo, commit):
         progress("fetch", f"git fetch {url} {commit[:12]}")
-        by_id = _git(["fetch", "--quiet", "--no-tags", url, commit], cwd=repo)
+        by_id = _git(["fetch", "--quiet", "--no-tags", "--", url, commit], cwd=repo)
         if by_id.returncode != 0 or not _has_commit(repo, commit):
-            every = _git(["fetch", "--quiet", "--no-tags", url, "+refs/*:refs/rebuild/*"], cwd=repo)
+            every = _git(["fetch", "--quiet", "--no-tags", "--", url, "+refs/*:refs/rebuild/*"], cwd=repo)
             if every.returncode != 0:
                 reason = (every.stderr or by_id.stderr).decode(errors="replace").strip().splitlines()
                 raise FetchError(

@@ -10,7 +10,6 @@ ambiguously: ``load_document`` is the one way this module and
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,45 +240,9 @@ class ParsedStatement:
         return None
 
 
-def _unicode_problem(doc: Any) -> str:
-    """Why ``doc`` (parsed JSON) is not a document of Unicode text and finite numbers, or ""."""
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, str) and _SURROGATE.search(node):
-            return f"a string that is not Unicode text (a lone surrogate): {printable(repr(node), 120)}"
-        elif isinstance(node, float) and not math.isfinite(node):
-            return "a number too large for a double"
-    return ""
-
-
 def load_document(data: str | bytes, what: str) -> Any:
-    """Parse one untrusted JSON document: ``load_json``, UTF-8 only, and no lone surrogates.
-
-    ``load_json`` refuses duplicate keys, deep nesting and over-long integers.
-    On top of that, bytes must be UTF-8 (``json.loads`` would also guess
-    UTF-16/32 and let encoded surrogates through), and no string may hold a
-    lone surrogate from a ``\\ud800`` escape: such text cannot be encoded,
-    compared or shown reliably, and I-JSON (RFC 7493) forbids it.
-
-    Raises:
-        InputError: naming ``what`` and the problem.
-    """
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{what} is not UTF-8 text (byte {e.start})") from None
-    doc = load_json(data, what)
-    problem = _unicode_problem(doc)
-    if problem:
-        raise InputError(f"{what} is malformed: it holds {problem}")
-    return doc
+    """Parse one untrusted JSON document (``untrusted.load_json``: strict, bounded, UTF-8, no lone surrogates)."""
+    return load_json(data, what)
 
 
 def parse_statement(payload: bytes, where: str = "statement") -> ParsedStatement:

@@ -15,6 +15,7 @@ person reads) are replaced by visible escapes.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ MAX_DEPTH = 64  # SLSA, in-toto and Sigstore documents nest about 8 deep
 MAX_DOCUMENT_BYTES = 64 << 20
 MAX_INTEGER_DIGITS = 40  # an epoch, a size, a log index: all far shorter
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
@@ -51,28 +53,42 @@ def _constant(name: str) -> Any:
     raise _Refused(f"{name} is not JSON")
 
 
-def _depth(doc: Any) -> int:
-    deepest, stack = 0, [(doc, 1)]
+def _problem(doc: Any) -> str:
+    """Why a parsed document is not bounded Unicode text and finite numbers, or ""."""
+    stack = [(doc, 1)]
     while stack:
         node, level = stack.pop()
         if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            if deepest > MAX_DEPTH:
-                return deepest
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+            if level > MAX_DEPTH:
+                return f"nested too deeply (at most {MAX_DEPTH} levels)"
+            stack.extend((key, level) for key in node if isinstance(node, dict))
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            return f"malformed: a string that is not Unicode text (a lone surrogate): {printable(repr(node), 120)}"
+        elif isinstance(node, float) and not math.isfinite(node):
+            return "malformed: a number too large for a double"
+    return ""
 
 
 def load_json(data: str | bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
     """Parse one JSON document from an untrusted source.
 
+    Bytes must be UTF-8 (``json.loads`` would also guess UTF-16/32), and no
+    string may hold a lone surrogate from a ``\\ud800`` escape: such text
+    cannot be encoded, compared or shown reliably (I-JSON, RFC 7493).
+
     Raises:
-        InputError: not JSON, too large, nested deeper than ``MAX_DEPTH``,
-            an over-long integer, NaN/Infinity, or a key twice in one object.
+        InputError: not UTF-8 JSON, too large, nested deeper than ``MAX_DEPTH``,
+            an over-long integer, a non-finite number, NaN/Infinity, a lone
+            surrogate, or a key twice in one object.
     """
     if len(data) > max_bytes:
         raise InputError(f"{what} is larger than {max_bytes} bytes")
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{what} is not UTF-8 text (byte {e.start})") from None
     try:
         doc = json.loads(data, object_pairs_hook=_pairs, parse_int=_integer, parse_constant=_constant)
     except _Refused as e:
@@ -83,8 +99,9 @@ def load_json(data: str | bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYT
         raise InputError(f"{what} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise InputError(f"{what} is not valid JSON: {printable(e)}") from None
-    if _depth(doc) > MAX_DEPTH:
-        raise InputError(f"{what} is nested too deeply (at most {MAX_DEPTH} levels)")
+    problem = _problem(doc)
+    if problem:
+        raise InputError(f"{what} is {problem}")
     return doc
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
-from rebuild import pydist, uris
+from rebuild import fields, pydist, uris
 from rebuild.adapters import ResolveContext
 from rebuild.adapters.provenance import FoundStatement, file_digests, subject_for
 from rebuild.adapters.pypi import pin_build_requirements
@@ -326,6 +326,7 @@ def resolve_foreign(
     foreign = read_foreign(found.statement)
     assert foreign.source is not None  # _rebuild_summary said possible
     check_commit(foreign.source.commit)
+    fields.git_repository(foreign.source.repository)  # before git sees it: a field is data, never an option
     targets = [classify_subject(s) for s in found.statement.subjects]
     published = _published(targets, path, held)
     ctx.progress("resolve", f"git {foreign.source.repository} at {foreign.source.commit[:12]}")

@@ -355,3 +355,48 @@ def test_the_step_script_quotes_its_data() -> None:
     assert "umask 0022\ncd -- /build/a+b\n" in script
     with pytest.raises(PlanError):
         step_script(BuildRequest(image=IMAGE_DIGEST, steps=("make",), env={}, umask="0022;id"))
+
+
+@pytest.mark.parametrize(
+    "repository",
+    ["--upload-pack=touch {tmp}/pwned", "ext::sh -c touch% {tmp}/pwned", "-uhttps://x/y", "https://x/../../y"],
+    ids=["upload-pack-option", "ext-transport", "dash-prefixed", "dot-dot"],
+)
+def test_a_git_source_url_never_reaches_git_as_an_option_or_a_command(
+    repository: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Foreign SLSA provenance names its git source; git must never read it as anything but a URL."""
+    monkeypatch.setenv("REBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"a wheel")
+    url = repository.format(tmp=tmp_path)
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": wheel.name, "digest": {"sha256": sha256_file(wheel)}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                "externalParameters": {},
+                "resolvedDependencies": [{"uri": f"git+{url}@refs/tags/v1", "digest": {"gitCommit": "a" * 40}}],
+            },
+            "runDetails": {"builder": {"id": "https://github.com/actions/runner"}},
+        },
+    }
+    provenance = tmp_path / "foreign.intoto.jsonl"
+    write_jsonl(provenance, [dsse.sign(json.dumps(statement).encode(), [])])
+    result = runner.invoke(app, ["verify", str(provenance), "--artifact", str(wheel), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "git repository" in result.output
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "cache" / "git").exists()  # git was never run
+
+
+def test_our_own_provenance_with_a_hostile_git_source_is_refused(tmp_path: Path) -> None:
+    d, ext, deps, sha = release(tmp_path)
+    ext["source"] = {"uri": "git+--upload-pack=id", "kind": "git", "commit": "a" * 40}
+    deps[0]["digest"]["gitCommit"] = "a" * 40
+    result = runner.invoke(app, ["verify", str(write_provenance(d, ext, deps, sha)), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "git repository" in result.output
+    assert not (tmp_path / "pwned").exists()
