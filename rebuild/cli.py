@@ -750,55 +750,44 @@ def key_show(
 # --- attestation ---------------------------------------------------------------
 
 
-def _parse_digest(text: str) -> tuple[str, str]:
-    from compare.digest import is_valid_hex
-    from rebuild.errors import InputError
-
-    algorithm, _, value = text.partition(":")
-    value = value.lower()
-    if algorithm not in ("sha256", "sha512") or not is_valid_hex(algorithm, value):
-        raise InputError(f"--digest {text!r} is not sha256:<64 hex> or sha512:<128 hex>")
-    return algorithm, value
-
-
 @attestation_app.command("verify")
 def attestation_verify(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="An .intoto.jsonl bundle, DSSE envelope or Sigstore bundle."),
     key: list[Path] = typer.Option(..., "--key", help="A trusted public key (repeatable)."),
     artifact: Path | None = typer.Option(None, "--artifact", help="The artifact the attestations must be about."),
-    digest: str | None = typer.Option(None, "--digest", help="Or its digest, sha256:HEX."),
+    digest: str | None = typer.Option(
+        None, "--digest", help="Or its digest as ALGORITHM:VALUE (sha256:HEX, or any in-toto DigestSet name)."
+    ),
     threshold: int = typer.Option(1, "--threshold", help="Distinct trusted signers required."),
     max_age_days: int | None = typer.Option(None, "--max-age-days", help="Reject summaries older than this."),
+    require_level: list[str] = typer.Option(
+        None,
+        "--require-level",
+        help="A verifiedLevels entry that satisfies the policy (repeatable; any of them). "
+        "Default: REBUILD_VERIFIER_BIT_FOR_BIT_REPRODUCED.",
+    ),
+    verifier_id: str | None = typer.Option(
+        None, "--verifier-id", help="Accept only summaries by this verifier (and this tool's policy URI)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify that trusted rebuilders attested this artifact reproduced (PASSED)."""
-    from datetime import timedelta
-
-    from compare.digest import sha256_file
     from rebuild import keys
-    from rebuild.attestation import Policy, verify_attestations
-    from rebuild.envelopes import read_envelopes
-    from rebuild.errors import InputError, VerificationError
+    from rebuild.attestation import policy_from_options, verify_attestation_file
+    from rebuild.errors import VerificationError
 
     with errors_to_exit(ctx):
-        if (artifact is None) == (digest is None):
-            raise InputError(
-                "give exactly one of --artifact PATH or --digest sha256:HEX",
-                "the policy must say which artifact the attestations are about",
-            )
-        if artifact is not None:
-            try:
-                algorithm, value = "sha256", sha256_file(artifact)
-            except OSError as e:
-                raise InputError(f"artifact {artifact} cannot be read: {e.strerror}") from e
-        else:
-            algorithm, value = _parse_digest(digest or "")
-        trusted = tuple(keys.load_public_key(k) for k in key)
-        policy = Policy(
-            trusted, algorithm, value, threshold, timedelta(days=max_age_days) if max_age_days is not None else None
+        policy = policy_from_options(
+            [keys.load_public_key(k) for k in key],
+            artifact,
+            digest,
+            threshold=threshold,
+            max_age_days=max_age_days,
+            required_levels=require_level or None,
+            verifier_id=verifier_id,
         )
-        verdict = verify_attestations(read_envelopes(file), policy)
+        verdict = verify_attestation_file(file, policy)
         if as_json:
             print_json(verdict.as_dict())
         if not verdict.passed:

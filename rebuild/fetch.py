@@ -92,9 +92,11 @@ class Fetcher:
 
     def _copy(self, path: Path, staged: Path, what: str) -> None:
         try:
-            with open(path, "rb") as src:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block the open
+            with os.fdopen(fd, "rb") as src:
                 if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
                     raise FetchError(f"{what}: {path} is not a regular file (a device, fifo or directory)")
+                os.set_blocking(fd, True)
                 with open(staged, "wb") as dst:
                     self._bounded_copy(src, dst, what)
         except OSError as e:

@@ -16,6 +16,7 @@ import re
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 from compare.digest import sha256_file
 from rebuild import fields
@@ -67,10 +68,15 @@ def check_commit(commit: str) -> str:
     return commit
 
 
-def _git(args: list[str], cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    args: list[str], cwd: Path | None = None, timeout: float = 600, stdout: IO[bytes] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, **GIT_ENV}
+    out: IO[bytes] | int = stdout if stdout is not None else subprocess.PIPE
     try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, env=env, timeout=timeout, check=False)
+        return subprocess.run(
+            ["git", *args], cwd=cwd, stdout=out, stderr=subprocess.PIPE, env=env, timeout=timeout, check=False
+        )
     except FileNotFoundError as e:
         raise FetchError("git is not installed", "apt-get install git (setup.sh does)") from e
     except subprocess.TimeoutExpired as e:
@@ -88,6 +94,7 @@ def export_commit(
     git_root: Path,
     mirrors: Mapping[str, str],
     progress: Callable[[str, str], None] = lambda s, m: None,
+    max_bytes: int = 2 << 30,
 ) -> tuple[Path, str]:
     """The cached tarball of the tree at ``commit``, and its sha256.
 
@@ -114,11 +121,16 @@ def export_commit(
                 )
             if not _has_commit(repo, commit):
                 raise FetchError(f"git repository {url} has no commit {commit}", "the provenance names another commit")
-    archive = _git(["archive", "--format=tar", "--prefix=source/", commit], cwd=repo)
-    if archive.returncode != 0:
-        raise FetchError(f"git archive of {commit[:12]} failed: {archive.stderr.decode(errors='replace').strip()}")
     cache = BlobCache(git_root.parent)
     with cache.staging() as staged:
-        staged.write_bytes(archive.stdout)
+        with open(staged, "wb") as out:
+            archive = _git(["archive", "--format=tar", "--prefix=source/", commit], cwd=repo, stdout=out)
+        if archive.returncode != 0:
+            raise FetchError(f"git archive of {commit[:12]} failed: {archive.stderr.decode(errors='replace').strip()}")
+        if staged.stat().st_size > max_bytes:
+            raise FetchError(
+                f"the source tree at {commit[:12]} is larger than the limit of {max_bytes} bytes",
+                "raise --max-input-bytes if the source is really that large",
+            )
         sha = sha256_file(staged)
         return cache.commit(staged, sha, f"git export of {commit[:12]}"), sha

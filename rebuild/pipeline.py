@@ -150,7 +150,12 @@ def run_plan(
         source_sha = ""
         if plan.source.kind == "git":
             source, source_sha = export_commit(
-                plan.source.uri, plan.source.commit, engine.cache.root / "git", engine.git_mirrors, stages.progress
+                plan.source.uri,
+                plan.source.commit,
+                engine.cache.root / "git",
+                engine.git_mirrors,
+                stages.progress,
+                max_bytes=engine.max_input_bytes,
             )
         else:
             source = fetcher.fetch(plan.source.uri, plan.source.sha256, "source")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT.parent / "shared" / "vectors"
+DATA = Path(__file__).resolve().parent / "data"
+VECTORS = DATA / "vectors"  # written by other projects; see its README.md and the LICENSE files beside them
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -31,12 +32,20 @@ def docker_client() -> Any:
         pytest.skip(f"no Docker engine: {e.message}")
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The user's real cache, so builder images and .debs are shared with the set-up."""
-    from rebuild.cache import default_cache_dir
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache for the whole run, never the user's: every `rebuild` the tests start inherits it.
 
-    return default_cache_dir()
+    Builder images live in the Docker engine, so the ones ./setup.sh built are still found by their tag.
+    """
+    path = tmp_path_factory.mktemp("rebuild-cache")
+    previous = os.environ.get("REBUILD_CACHE_DIR")
+    os.environ["REBUILD_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("REBUILD_CACHE_DIR", None)
+    else:
+        os.environ["REBUILD_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ ordered list of candidates; the pipeline stops at the first exact match.
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -35,7 +34,10 @@ from rebuild.errors import DigestMismatchError, FetchError, InputError, PlanErro
 from rebuild.fetch import USER_AGENT, Fetcher
 from rebuild.plan import Environment, Inference, Input, Output, Source
 from rebuild.resolution import Candidate, Resolution
+from rebuild.untrusted import load_json
 from rebuild.wheelhouse import resolve_wheelhouse
+
+MAX_INDEX_PAGE = 64 << 20  # the largest simple-index pages (thousands of files) are a few MiB
 
 RECIPE = "python-wheel"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -112,7 +114,11 @@ class SimpleIndex:
             path = Path(unquote(parsed.path))
             path = path / "index.html" if path.is_dir() else path
             try:
-                return path.read_bytes(), "text/html", url
+                with open(path, "rb") as f:
+                    body = f.read(MAX_INDEX_PAGE + 1)
+                if len(body) > MAX_INDEX_PAGE:
+                    raise FetchError(f"the index page of {name} is larger than {MAX_INDEX_PAGE} bytes")
+                return body, "text/html", url
             except OSError as e:
                 raise InputError(f"no project {name!r} on the index {self.url}", f"{path}: {e.strerror}") from e
         request = urllib.request.Request(
@@ -120,7 +126,10 @@ class SimpleIndex:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read(), response.headers.get("Content-Type", ""), response.geturl()
+                body = response.read(MAX_INDEX_PAGE + 1)
+                if len(body) > MAX_INDEX_PAGE:
+                    raise FetchError(f"the index page of {name} is larger than {MAX_INDEX_PAGE} bytes")
+                return body, response.headers.get("Content-Type", ""), response.geturl()
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 raise InputError(f"no project {name!r} on the index {self.url}", "check the name") from e
@@ -131,9 +140,9 @@ class SimpleIndex:
     @staticmethod
     def _from_json(body: bytes, base: str) -> list[IndexFile]:
         try:
-            doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FetchError(f"the index's JSON page {base} is malformed: {e}") from e
+            doc = load_json(body, f"the index's JSON page {base}")
+        except InputError as e:
+            raise FetchError(e.message) from e
         files = []
         for item in doc.get("files", []) if isinstance(doc, dict) else []:
             if not isinstance(item, dict) or not isinstance(item.get("url"), str):

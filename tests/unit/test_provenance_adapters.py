@@ -1,4 +1,4 @@
-"""Provenance written by others (../shared/vectors): loading, describing, subject matching, and fuzzing."""
+"""Provenance written by others (tests/data/vectors): loading, describing, subject matching, and fuzzing."""
 
 from __future__ import annotations
 
