@@ -5,6 +5,9 @@ says what a maintainer should look at. Member metadata fields map to
 categories a person can act on (timestamps, permissions, ownership, member
 order, compression, zip metadata); the whole difference is then classified,
 e.g. "content identical, timestamps differ" or "content of 2 members".
+A member or stream that could not be read (or was not read, over a limit)
+is its own outcome: the classification then says so and never claims the
+content is identical.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ CATEGORY = {
     "target": "content",
 }
 MAX_LISTED = 200
+MAX_NOTES = 100  # over both sides and all nested archives
 COMPRESSORS = ("gzip", "xz", "bzip2", "zstd")
 
 
 @dataclass(frozen=True)
 class MemberDiff:
     path: str  # "outer.tar.gz!inner.whl!pkg/__init__.py"
-    status: str  # "only-a", "only-b", "content", "metadata"
+    status: str  # "only-a", "only-b", "content", "metadata", "could-not-read", "not-compared" (over a limit)
     categories: tuple[str, ...] = ()
     detail: str = ""
 
@@ -53,7 +57,7 @@ class MemberDiff:
 class Explanation:
     format: str | None  # None: not an archive (or unreadable as one)
     classification: str
-    kind: str  # "identical", "metadata-only", "content", "unknown"
+    kind: str  # "identical", "metadata-only", "content", "unknown" (nothing differs that was read, or not all was)
     categories: tuple[str, ...]
     differences: list[MemberDiff] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -86,16 +90,32 @@ def _diff_meta(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[str], list[st
     return cats, details
 
 
+def _per_side(sides: tuple[str, str], a: str | None, b: str | None) -> str:
+    """'a: why; b: why' for the sides that have a reason."""
+    return "; ".join(f"{side}: {why}" for side, why in zip(sides, (a, b), strict=True) if why)
+
+
 def diff_archives(
-    a: Archive, b: Archive, prefix: str, budget: Budget, depth: int, notes: list[str]
+    a: Archive,
+    b: Archive,
+    prefix: str,
+    budget: Budget,
+    depth: int,
+    notes: list[str],
+    side_names: tuple[str, str] = ("a", "b"),
 ) -> list[MemberDiff]:
     diffs: list[MemberDiff] = []
+    where = prefix or "(archive)"
+    if unread := _per_side(side_names, a.error, b.error):
+        diffs.append(MemberDiff(where, "could-not-read", ("could not read",), f"could not read all of it: {unread}"))
+    if limited := _per_side(side_names, a.limited, b.limited):
+        diffs.append(MemberDiff(where, "not-compared", ("not compared",), limited))
     cats, details = _diff_meta(a.meta, b.meta)
     if a.format != b.format:
         cats.append("archive format")
         details.append(f"format: {a.format} -> {b.format}")
     if cats:
-        diffs.append(MemberDiff(prefix or "(archive)", "metadata", tuple(cats), "; ".join(details)))
+        diffs.append(MemberDiff(where, "metadata", tuple(cats), "; ".join(details)))
     by_a = {m.name: m for m in a.members}
     by_b = {m.name: m for m in b.members}
     common_order_a = [m.name for m in a.members if m.name in by_b]
@@ -104,16 +124,16 @@ def diff_archives(
         first = next(i for i, (x, y) in enumerate(zip(common_order_a, common_order_b, strict=False)) if x != y)
         diffs.append(
             MemberDiff(
-                prefix or "(archive)",
+                where,
                 "metadata",
                 ("member order",),
                 f"another order from position {first}: {common_order_a[first]!r} vs {common_order_b[first]!r}",
             )
         )
     for name in [m.name for m in a.members if m.name not in by_b]:
-        diffs.append(MemberDiff(_join(prefix, name), "only-a", ("content",)))
+        diffs.append(_only(_join(prefix, name), "only-a", b, side_names[1]))
     for name in [m.name for m in b.members if m.name not in by_a]:
-        diffs.append(MemberDiff(_join(prefix, name), "only-b", ("content",)))
+        diffs.append(_only(_join(prefix, name), "only-b", a, side_names[0]))
     for name in common_order_a:
         ma, mb = by_a[name], by_b[name]
         path = _join(prefix, name)
@@ -122,13 +142,15 @@ def diff_archives(
             diffs.append(MemberDiff(path, "content", ("content",), f"kind: {ma.kind} -> {mb.kind}"))
             continue
         if ma.sha256 is None or mb.sha256 is None:
-            if ma.kind == "file":
-                diffs.append(MemberDiff(path, "content", ("not compared",), "content not read (limit or corrupt)"))
-            elif meta_cats:
+            if unread := _per_side(side_names, ma.error, mb.error):
+                diffs.append(MemberDiff(path, "could-not-read", ("could not read",), unread))
+            elif ma.kind == "file":
+                diffs.append(MemberDiff(path, "not-compared", ("not compared",), "content not read (over a limit)"))
+            if meta_cats:
                 diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
             continue
         if ma.sha256 != mb.sha256:
-            inner = _nested(ma, mb, path, budget, depth, notes)
+            inner = _nested(ma, mb, path, budget, depth, notes, side_names)
             if inner is not None:
                 if meta_cats:
                     diffs.append(MemberDiff(path, "metadata", tuple(meta_cats), "; ".join(meta_details)))
@@ -168,8 +190,21 @@ def _elf_difference(a: bytes | None, b: bytes | None) -> tuple[bool, str] | None
     ids = f"build-id {ida[:12]}... -> {idb[:12]}..." if ida != idb else f"same build-id {ida[:12]}..."
     if sa == sb:
         return True, f"ELF: only the build-id differs ({ids})"
-    differing = sum(x != y for x, y in zip(sa, sb, strict=False)) + abs(len(sa) - len(sb))
-    return False, f"ELF code or data differs in {differing} bytes ({ids})"
+    return False, f"ELF code or data differs in {_differing_bytes(sa, sb)} bytes ({ids})"
+
+
+def _differing_bytes(a: bytes, b: bytes, chunk: int = 1 << 20) -> int:
+    """How many bytes differ (a longer side's tail counts), at C speed: XOR as integers, count the zero bytes."""
+    common = min(len(a), len(b))
+    same = 0
+    for at in range(0, common, chunk):
+        end = min(at + chunk, common)
+        x, y = a[at:end], b[at:end]
+        if x == y:
+            same += len(x)
+        else:
+            same += (int.from_bytes(x, "big") ^ int.from_bytes(y, "big")).to_bytes(len(x), "big").count(0)
+    return max(len(a), len(b)) - same
 
 
 def _first_text_difference(a: bytes | None, b: bytes | None, width: int = 80) -> str | None:
@@ -188,11 +223,24 @@ def _first_text_difference(a: bytes | None, b: bytes | None, width: int = 80) ->
     return None
 
 
+def _only(path: str, status: str, other: Archive, other_side: str) -> MemberDiff:
+    """A member on one side only; unless the other side was not read to its end, where it may be too."""
+    if other.error is not None:
+        return MemberDiff(
+            path, "could-not-read", ("could not read",), f"not in {other_side} as far as it could be read"
+        )
+    if other.limited is not None:
+        return MemberDiff(path, "not-compared", ("not compared",), f"not in {other_side} as far as it was read")
+    return MemberDiff(path, status, ("content",))
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}!{name}" if prefix else name
 
 
-def _nested(ma: Member, mb: Member, path: str, budget: Budget, depth: int, notes: list[str]) -> list[MemberDiff] | None:
+def _nested(
+    ma: Member, mb: Member, path: str, budget: Budget, depth: int, notes: list[str], side_names: tuple[str, str]
+) -> list[MemberDiff] | None:
     """Diffs inside a member that is itself an archive on both sides; None when it is not one."""
     if ma.nested is None or mb.nested is None or depth + 1 > budget.max_depth:
         return None
@@ -200,9 +248,35 @@ def _nested(ma: Member, mb: Member, path: str, budget: Budget, depth: int, notes
     inner_b = read_archive(io.BytesIO(mb.nested), budget, depth + 1)
     if inner_a is None or inner_b is None:
         return None
-    notes.extend(f"{path}: {n}" for n in inner_a.notes + inner_b.notes)
-    inner = diff_archives(inner_a, inner_b, path, budget, depth + 1, notes)
+    notes.extend(f"{side_names[0]}: {path}: {n}" for n in inner_a.notes)
+    notes.extend(f"{side_names[1]}: {path}: {n}" for n in inner_b.notes)
+    inner = diff_archives(inner_a, inner_b, path, budget, depth + 1, notes, side_names)
     return inner or [MemberDiff(path, "metadata", ("container bytes",), "members identical, archive bytes differ")]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _which(diffs: Sequence[MemberDiff]) -> str:
+    """'the archive and 2 members: a, b': what the differences are about."""
+    paths = list(dict.fromkeys(d.path for d in diffs))
+    members = [p for p in paths if p != "(archive)"]
+    parts = ["the archive"] if len(members) < len(paths) else []
+    if members:
+        shown = ", ".join(members[:3]) + (", ..." if len(members) > 3 else "")
+        parts.append(f"{_plural(len(members), 'member')}: {shown}")
+    return " and ".join(parts)
+
+
+def _caveats(diffs: Sequence[MemberDiff]) -> list[str]:
+    """What was not compared, and why: never folded into 'identical' or 'differs'."""
+    unread = [d for d in diffs if d.status == "could-not-read"]
+    unsure = [d for d in diffs if d.status == "not-compared"]
+    caveats = [f"could not read {_which(unread)}"] if unread else []
+    if unsure:
+        caveats.append(f"{_which(unsure)} not compared (over a limit)")
+    return caveats
 
 
 def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b")) -> tuple[str, str, tuple[str, ...]]:
@@ -211,7 +285,8 @@ def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b
     build_ids = [d for d in diffs if d.status == "content" and "ELF build-id" in d.categories]
     only_a = [d for d in diffs if d.status == "only-a"]
     only_b = [d for d in diffs if d.status == "only-b"]
-    if build_ids and not (content or only_a or only_b):
+    caveats = _caveats(diffs)
+    if build_ids and not (content or only_a or only_b or caveats):
         n = len(build_ids)
         others = [c for d in diffs for c in d.categories if c not in ("ELF build-id", "content")]
         also = f" (also {', '.join(dict.fromkeys(others))})" if others else ""
@@ -229,9 +304,13 @@ def classify(diffs: Sequence[MemberDiff], side_names: tuple[str, str] = ("a", "b
             parts.append(f"{len(only_a)} member{'s' if len(only_a) != 1 else ''} only in {side_names[0]}")
         if only_b:
             parts.append(f"{len(only_b)} member{'s' if len(only_b) != 1 else ''} only in {side_names[1]}")
-        meta = [c for c in cats if c not in ("content", "not compared")]
+        meta = [c for c in cats if c not in ("content", "not compared", "could not read")]
         text = ", ".join(parts) + (f" (also {', '.join(meta)})" if meta else "")
-        return "content", text, tuple(cats)
+        return "content", "; ".join([text, *caveats]), tuple(cats)
+    if caveats:
+        meta = [c for c in cats if c not in ("not compared", "could not read")]
+        text = "; ".join(caveats) + "; content not compared"
+        return "unknown", text + (f" (also {', '.join(meta)} differ)" if meta else ""), tuple(cats)
     if not cats:
         return "unknown", "bytes differ but no member does (archive container bytes only)", ("container bytes",)
     what = cats[0] if len(cats) == 1 else f"{', '.join(cats[:-1])} and {cats[-1]}"
@@ -249,21 +328,30 @@ def explain_files(
     budget = budget or Budget()
     try:
         with open(a, "rb") as fa, open(b, "rb") as fb:
-            return _explain(fa, fb, budget, side_names)
+            return explain_streams(fa, fb, budget, side_names)
     except OSError as e:
         raise CompareError(f"cannot read {e.filename}: {e.strerror}") from e
 
 
-def _explain(fa: IO[bytes], fb: IO[bytes], budget: Budget, side_names: tuple[str, str]) -> Explanation:
+def explain_streams(
+    fa: IO[bytes], fb: IO[bytes], budget: Budget | None = None, side_names: tuple[str, str] = ("a", "b")
+) -> Explanation:
+    """Explain how two (different) seekable streams differ.
+
+    Whatever the streams hold, an explanation is returned: what cannot be decoded is "could not read".
+    """
+    budget = budget or Budget()
     arch_a = read_archive(fa, budget)
     arch_b = read_archive(fb, budget)
     if arch_a is None or arch_b is None:
         return _explain_bytes(fa, fb, arch_a, arch_b)
     notes = [f"{side_names[0]}: {n}" for n in arch_a.notes] + [f"{side_names[1]}: {n}" for n in arch_b.notes]
-    diffs = diff_archives(arch_a, arch_b, "", budget, 0, notes)
+    diffs = diff_archives(arch_a, arch_b, "", budget, 0, notes, side_names)
     kind, text, cats = classify(diffs, side_names)
     fmt = arch_a.format if arch_a.format == arch_b.format else f"{arch_a.format} vs {arch_b.format}"
-    if kind == "unknown" and fmt.split("+", 1)[0] in COMPRESSORS:
+    if len(notes) > MAX_NOTES:
+        notes[MAX_NOTES:] = [f"... and {len(notes) - MAX_NOTES} more notes"]
+    if kind == "unknown" and not diffs and fmt.split("+", 1)[0] in COMPRESSORS:
         # every member and header field is equal: only the compressed stream itself differs
         kind, cats = "metadata-only", ("compression",)
         text = "content identical, compressed stream differs (another compressor or zlib version made it)"
