@@ -401,7 +401,13 @@ def verify(
 
     if not batch:
         with errors_to_exit(ctx):
-            report = run(all_targets[0])
+            try:
+                report = run(all_targets[0])
+            except Error:
+                if as_json:  # machines get the failure report on stdout too: output is never lost
+                    report_file = (out_dir / "verify-report.json").read_text()
+                    sys.stdout.write(report_file)
+                raise
         if as_json:
             print_json(report.as_dict())
         else:

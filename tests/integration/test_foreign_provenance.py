@@ -176,7 +176,7 @@ def test_github_v1_provenance_of_a_python_wheel_reproduces_from_git(tmp_path: Pa
     )
     assert check.returncode == 0, check.stderr + check.stdout
 
-    # a tampered copy under the published name meets its statement by name, and is not reproduced
+    # a tampered copy under the published name is not the artifact the provenance names: exit 1, nothing rebuilt
     tampered = tmp_path / "tampered" / wheel.name
     tampered.parent.mkdir()
     data = bytearray(wheel.read_bytes())
@@ -188,8 +188,10 @@ def test_github_v1_provenance_of_a_python_wheel_reproduces_from_git(tmp_path: Pa
     )  # fmt: skip
     assert r.returncode == 1, r.stderr
     bad = json.loads(r.stdout)
-    assert bad["reproduced"] is False and bad["published_matches_provenance"] == {wheel.name: False}
-    assert f"published {wheel.name} is not the artifact the provenance names (sha256 differs)" in bad["notes"]
+    assert bad["reproduced"] is False and bad["outcome"] == "failed verification"
+    assert f"{wheel.name} is not an artifact {provenance.name} names" in bad["error"]
+    assert "a subject has its name, but not its digest" in bad["error"]
+    assert not list((tmp_path / "t").glob("*.intoto.jsonl"))
 
 
 def test_a_commit_that_is_not_in_the_repository_is_named(tmp_path: Path) -> None:
@@ -289,5 +291,5 @@ def test_an_artifact_the_provenance_is_not_about_is_refused(tmp_path: Path) -> N
     other = tmp_path / "other.tgz"
     other.write_bytes(b"something else")
     r = rebuild("verify", str(provenance), "--artifact", str(other), "--out", str(tmp_path / "v"))
-    assert r.returncode == 2
-    assert "p.json is about other.tgz" in r.stderr and "pkg:npm/left-greet@1.0.0" in r.stderr
+    assert r.returncode == 1  # an artifact the provenance does not name is a failed verification
+    assert "other.tgz is not an artifact p.json names" in r.stderr and "pkg:npm/left-greet@1.0.0" in r.stderr

@@ -174,3 +174,25 @@ def test_interrupted_process_leaves_no_container(docker_client: Any, builder_ima
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert proc.stdout.read().strip() == "interrupted"
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["head -c 200000000 /dev/zero > /out/big; sleep 30", "truncate -s 10G /out/sparse"],
+    ids=["large-file", "sparse-file"],
+)
+def test_a_build_cannot_fill_the_host_through_its_output_directory(
+    docker_client: Any, builder_image: str, tmp_path: Path, step: str
+) -> None:
+    """The output mount is bounded: checked on every poll of the running build and again when collecting."""
+    with pytest.raises(BuildFailedError, match="more than the limit of 67108864"):
+        run(docker_client, builder_image, [step], tmp_path, limits=Limits(output_bytes=64 << 20))
+    assert not any((tmp_path / "out").iterdir())  # nothing was copied to the host's output directory
+
+
+def test_only_declared_outputs_and_byproducts_are_collected(
+    docker_client: Any, builder_image: str, tmp_path: Path
+) -> None:
+    steps = ["echo a > /out/release.tar", "echo b > /out/undeclared.tar", "echo c > /out/x.buildinfo"]
+    _, out = run(docker_client, builder_image, steps, tmp_path, outputs=("release.tar",), byproducts=("*.buildinfo",))
+    assert sorted(p.name for p in out.iterdir()) == ["release.tar", "x.buildinfo"]
