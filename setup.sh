@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up rebuild-verifier on a fresh Debian machine, idempotently:
-#   1. Debian tools it needs (mmdebstrap, diffoscope, a Docker engine) when missing;
-#   2. a virtualenv at .venv with the project and its test dependencies;
-#   3. a Docker engine that answers (dockerd started in the background if none does);
-#   4. the default builder images, built reproducibly from Debian packages.
+#   1. Debian tools it needs (mmdebstrap, uidmap, diffoscope, a Docker engine) when missing;
+#   2. as root, the unprivileged user mmdebstrap runs as (rebuild-builder, with subordinate ids);
+#   3. a virtualenv at .venv with the project and its test dependencies;
+#   4. a Docker engine that answers (dockerd started in the background if none does);
+#   5. the default builder images, built reproducibly from Debian packages.
 # A second run checks each step and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +14,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # --- 1. Debian packages -------------------------------------------------------
 missing=()
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+{ command -v newuidmap && command -v newgidmap; } >/dev/null || missing+=(uidmap)
 command -v diffoscope >/dev/null || missing+=(diffoscope-minimal)
 command -v zipinfo >/dev/null || missing+=(unzip)
 command -v git >/dev/null || missing+=(git)
@@ -29,7 +31,36 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- 2. the virtualenv --------------------------------------------------------
+# --- 2. the unprivileged user mmdebstrap runs as -------------------------------
+# Defence in depth: as root, builder images are made by `mmdebstrap --mode=unshare` run as this
+# user, so the maintainer scripts of the image's packages run in a user namespace, never as the
+# host's root. rebuild/image.py falls back to --mode=root (and `rebuild doctor` says why) when
+# this machine does not allow it. Not root: mmdebstrap runs --mode=unshare as the caller.
+BUILDER_USER=rebuild-builder
+if [ "$(id -u)" -eq 0 ]; then
+  if ! id -u "$BUILDER_USER" >/dev/null 2>&1; then
+    say "creating system user $BUILDER_USER (mmdebstrap runs as it, unprivileged)"
+    useradd --system --user-group --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin --comment "rebuild-verifier mmdebstrap" "$BUILDER_USER"
+  fi
+  if ! grep -q "^$BUILDER_USER:" /etc/subuid 2>/dev/null || ! grep -q "^$BUILDER_USER:" /etc/subgid 2>/dev/null; then
+    # 65536 ids above every range already handed out (in either file), so none overlaps.
+    start=$({ cat /etc/subuid /etc/subgid 2>/dev/null || true; } |
+      awk -F: 'BEGIN { e = 100000 } NF >= 3 && $2 + $3 > e { e = $2 + $3 } END { print e }')
+    range="$start-$((start + 65535))"
+    grep -q "^$BUILDER_USER:" /etc/subuid 2>/dev/null || usermod --add-subuids "$range" "$BUILDER_USER"
+    grep -q "^$BUILDER_USER:" /etc/subgid 2>/dev/null || usermod --add-subgids "$range" "$BUILDER_USER"
+    say "gave $BUILDER_USER the subordinate ids $range"
+  fi
+  # The same probe rebuild/image.py makes: a user namespace with the subordinate ids mapped.
+  if runuser -u "$BUILDER_USER" -- unshare --map-root-user --map-auto true 2>/dev/null; then
+    say "mmdebstrap runs unprivileged: --mode=unshare as $BUILDER_USER"
+  else
+    say "warning: $BUILDER_USER cannot create a user namespace here; mmdebstrap will run as root"
+  fi
+fi
+
+# --- 3. the virtualenv --------------------------------------------------------
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   say "creating $VENV and installing rebuild-verifier with its test dependencies"
@@ -40,7 +71,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# --- 3. a Docker engine -------------------------------------------------------
+# --- 4. a Docker engine -------------------------------------------------------
 engine_answers() { "$VENV/bin/python" -c 'import docker; docker.from_env(timeout=5).ping()' 2>/dev/null; }
 if ! engine_answers; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -54,7 +85,7 @@ if ! engine_answers; then
 fi
 say "Docker engine answers"
 
-# --- 4. builder images --------------------------------------------------------
+# --- 5. builder images --------------------------------------------------------
 # The images of the recipes with a fixed package set; the debian-binary recipe's image is made per
 # source package, from its build dependencies, when first needed.
 "$VENV/bin/rebuild" image build --all

@@ -46,7 +46,7 @@ def _tool_version(tool: str, *args: str) -> str | None:
 
 def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
     from rebuild.engine import connect, engine_version
-    from rebuild.image import ImageBuilder
+    from rebuild.image import ImageBuilder, mmdebstrap_mode
 
     report = DoctorReport()
     client = None
@@ -58,6 +58,8 @@ def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
     for tool, args in (("mmdebstrap", ("--version",)), ("diffoscope", ("--version",))):
         version = _tool_version(tool, *args)
         report.checks.append(Check(tool, version is not None, version or f"{tool} not found"))
+    # Informational: root mode still builds the same images, only with less defence in depth.
+    report.checks.append(Check("mmdebstrap mode", True, mmdebstrap_mode().describe()))
     helpers = [t for t in ("zipinfo", "tar", "xz", "bzip2", "ar", "readelf") if shutil.which(t) is None]
     report.checks.append(
         Check("diffoscope tools", not helpers, "all found" if not helpers else "missing: " + ", ".join(helpers))

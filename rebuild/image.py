@@ -8,6 +8,11 @@ load``. The image ID is the sha256 of that config, which names the layer by
 the sha256 of the tarball: the same packages give the same image ID on every
 machine. The installed package versions are recorded as a lock next to it.
 
+mmdebstrap runs unprivileged where the machine allows it (``mmdebstrap_mode``):
+as root, ``--mode=unshare`` as the ``rebuild-builder`` user setup.sh makes, so
+the maintainer scripts of the image's packages never run as the host's root.
+Both modes give byte-identical tarballs, so the image ID does not say which ran.
+
 An image may instead come from a registry, pinned as ``name@sha256:...``.
 A reference without a digest is refused.
 """
@@ -18,9 +23,11 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -29,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from compare.digest import sha256_file
 from rebuild import fields
@@ -40,6 +47,82 @@ LABEL_SPEC = "dev.rebuild-verifier.image-spec"
 LABEL_LOCK = "dev.rebuild-verifier.package-lock-sha256"
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PINNED_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+BUILDER_USER = "rebuild-builder"  # made by setup.sh, with subordinate ids; runs mmdebstrap when we are root
+_SUBIDS_NEEDED = 65536  # a Debian root filesystem uses ids up to 65534 (nobody)
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PROXY_ENV = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+_DEB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_%-]*\.deb$")  # as apt names files in its cache
+_LOCK_IN_CHROOT = "/tmp/rebuild-package-lock"  # mmdebstrap empties /tmp before it packs the tarball
+
+
+@dataclass(frozen=True)
+class MmdebstrapMode:
+    """How mmdebstrap runs here: its ``--mode``, the user it runs as, and why."""
+
+    mode: Literal["unshare", "root"]
+    user: str | None  # run through runuser as this user; None: as this process's own user
+    reason: str
+
+    def describe(self) -> str:
+        if self.mode == "unshare":
+            return f"unshare as {self.user or pwd.getpwuid(os.geteuid()).pw_name}"
+        return f"root ({self.reason})"
+
+
+def mmdebstrap_mode(
+    user: str = BUILDER_USER, subuid: Path = Path("/etc/subuid"), subgid: Path = Path("/etc/subgid")
+) -> MmdebstrapMode:
+    """Pick the least privileged way this machine allows to run mmdebstrap.
+
+    The maintainer scripts of a builder image's packages run while mmdebstrap
+    makes it; ``--mode=root`` would run them as the host's root. As root we
+    therefore run ``--mode=unshare`` as ``user``, in a user namespace mapped
+    onto its subordinate ids, and fall back to ``--mode=root`` only when the
+    machine does not allow that, with the reason (``rebuild doctor`` shows it).
+    """
+    if os.geteuid() != 0:
+        return MmdebstrapMode("unshare", None, "not root: mmdebstrap maps this user's subordinate ids")
+    why_not = _why_not_unshare_as(user, subuid, subgid)
+    if why_not is None:
+        return MmdebstrapMode("unshare", user, f"{user} can create user namespaces with its subordinate ids")
+    return MmdebstrapMode("root", None, why_not)
+
+
+def _why_not_unshare_as(user: str, subuid: Path, subgid: Path) -> str | None:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return f"no user {user}; run ./setup.sh to make it"
+    for path in (subuid, subgid):
+        if not _has_subids(path, user):
+            return f"{user} has no range of {_SUBIDS_NEEDED} ids in {path}; run ./setup.sh"
+    for tool, package in (("newuidmap", "uidmap"), ("newgidmap", "uidmap"), ("runuser", "util-linux")):
+        if shutil.which(tool) is None:
+            return f"{tool} not found; apt-get install {package}"
+    # The mapping mmdebstrap makes: newuidmap/newgidmap onto the subordinate ids, as that user.
+    probe = ["runuser", "-u", user, "--", "unshare", "--map-root-user", "--map-auto", "true"]
+    try:
+        proc = subprocess.run(probe, capture_output=True, text=True, timeout=30, check=False, cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"could not try a user namespace as {user}: {e}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        return f"{user} cannot create a user namespace here: {last}"
+    return None
+
+
+def _has_subids(path: Path, user: str) -> bool:
+    """Whether ``user``'s entry in ``path`` has enough ids; the first entry counts, as for mmdebstrap."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name == user:
+            start, _, count = rest.partition(":")
+            return start.strip().isdigit() and count.strip().isdigit() and int(count) >= _SUBIDS_NEEDED
+    return False
 
 
 @dataclass(frozen=True)
@@ -130,9 +213,10 @@ def require_pinned(reference: str) -> str:
 class ImageBuilder:
     """Finds or makes builder images with a docker client and a cache directory."""
 
-    def __init__(self, client: Any, cache_dir: Path) -> None:
+    def __init__(self, client: Any, cache_dir: Path, mode: MmdebstrapMode | None = None) -> None:
         self.client = client
         self.cache_dir = cache_dir
+        self.mode = mode  # None: chosen by mmdebstrap_mode() when an image is built
 
     # --- lookup ---------------------------------------------------------
 
@@ -224,12 +308,13 @@ class ImageBuilder:
         debs = self.cache_dir / "debs" / spec.suite
         debs.mkdir(parents=True, exist_ok=True)
         self.lock_path(spec).parent.mkdir(parents=True, exist_ok=True)
+        mode = self.mode or mmdebstrap_mode()
         with tempfile.TemporaryDirectory(prefix="rebuild-image-") as tmp:
             work = Path(tmp)
             rootfs = work / "rootfs.tar"
             lock = work / "lock"
-            self._mmdebstrap(spec, rootfs, lock, debs)
-            lines = tuple(sorted(lock.read_text().split()))
+            self._mmdebstrap(spec, mode, work, rootfs, lock, debs)
+            lines = tuple(sorted(_output_file(lock).read_text().split()))
             lock_sha = hashlib.sha256("\n".join(lines).encode()).hexdigest()
             archive = work / "image.tar"
             config = _write_docker_archive(spec, rootfs, archive, lock_sha)
@@ -245,32 +330,115 @@ class ImageBuilder:
         self.lock_path(spec).write_text("\n".join(lines) + "\n")
         return BuilderImage(spec.tag, image_id, lines, built=True)
 
-    def _mmdebstrap(self, spec: ImageSpec, rootfs: Path, lock: Path, debs: Path) -> None:
+    def _mmdebstrap(
+        self, spec: ImageSpec, mode: MmdebstrapMode, work: Path, rootfs: Path, lock: Path, debs: Path
+    ) -> None:
+        """Run mmdebstrap in ``mode``, writing ``rootfs`` and ``lock`` into ``work``.
+
+        Everything mmdebstrap touches on the host is in ``work``: the .debs it
+        syncs in (links to the cache's, read-only to it), the ones it syncs
+        out (copied into the cache afterwards, .deb files only), the lock, the
+        tarball and its temporary chroot. When it runs as another user, that
+        user owns ``work`` for the run, and root takes it back before reading.
+        """
+        debs_in, debs_out = work / "debs-in", work / "debs-out"
+        debs_in.mkdir()
+        debs_out.mkdir()
+        _link_debs(debs, debs_in)
+        if mode.user is not None:
+            pw = pwd.getpwnam(mode.user)
+            for path in (work, debs_out):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        # The subordinate ids mmdebstrap maps (root inside, _apt, ...) must traverse work to the chroot.
+        work.chmod(0o711)
         q = shlex.quote
         cmd = [
             "mmdebstrap",
-            "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
+            f"--mode={mode.mode}",
             f"--variant={spec.variant}",
             '--aptopt=Acquire::Languages "none"',
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
             '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/partial',
-            f"--setup-hook=sync-in {q(str(debs))} /var/cache/apt/archives/",
-            f"--customize-hook=sync-out /var/cache/apt/archives {q(str(debs))}",
+            f"--setup-hook=sync-in {q(str(debs_in))} /var/cache/apt/archives/",
+            f"--customize-hook=sync-out /var/cache/apt/archives {q(str(debs_out))}",
+            # Written inside the chroot (a hook in unshare mode cannot write to work) and downloaded
+            # by mmdebstrap itself; its cleanup empties /tmp, and mtimes are clamped to the epoch.
             '--customize-hook=dpkg-query --admindir="$1"/var/lib/dpkg -W '
-            f"-f '${{binary:Package}}=${{Version}}\\n' > {q(str(lock))}",
+            f"-f '${{binary:Package}}=${{Version}}\\n' > \"$1\"{_LOCK_IN_CHROOT}",
+            f"--customize-hook=download {_LOCK_IN_CHROOT} {q(str(lock))}",
         ]
         if spec.packages:
             cmd.append("--include=" + ",".join(sorted(spec.packages)))
         cmd += ["--", spec.suite, str(rootfs), spec.mirror]  # each checked by its grammar (ImageSpec)
-        env = {**os.environ, "SOURCE_DATE_EPOCH": str(spec.epoch), "LC_ALL": "C.UTF-8"}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        # Only this environment reaches mmdebstrap and, through it, the packages' maintainer scripts: the
+        # caller's used to, and the image ID depended on it (py3compile's .pyc files, below).
+        env = {
+            "PATH": _PATH,
+            **{k: v for k, v in os.environ.items() if k in _PROXY_ENV},
+            "HOME": str(work),
+            "TMPDIR": str(work),  # the chroot is made here, and removed with work even if mmdebstrap dies
+            "SOURCE_DATE_EPOCH": str(spec.epoch),
+            "LC_ALL": "C.UTF-8",
+            # Without it, a Python run by one postinst writes timestamp .pyc files on import before
+            # py3compile writes hash-based ones (as SOURCE_DATE_EPOCH asks): the published images
+            # were built with it set, so it is part of their recipe.
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        if mode.user is not None:  # only the environment above reaches the unprivileged user
+            cmd = ["runuser", "-u", mode.user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *cmd]
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, check=False)
+        finally:
+            if mode.user is not None:  # the user can no longer swap what root is about to read
+                for path in (work, debs_out):
+                    os.chown(path, 0, 0)
         if proc.returncode != 0:
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise ImageError(
-                f"mmdebstrap failed for builder image {spec.name} (exit {proc.returncode}): {tail}",
+                f"mmdebstrap ({mode.describe()}) failed for builder image {spec.name} (exit {proc.returncode}): {tail}",
                 "check that the Debian mirror is reachable and the package names exist",
             )
+        _output_file(rootfs)
+        _import_debs(debs_out, debs)
+
+
+def _link_debs(cache: Path, dest: Path) -> None:
+    """Offer the cached .debs to mmdebstrap as hard links (copies across file systems)."""
+    for entry in os.scandir(cache):
+        if _DEB_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.link(entry.path, dest / entry.name)
+            except OSError:
+                shutil.copyfile(entry.path, dest / entry.name, follow_symlinks=False)
+
+
+def _import_debs(src: Path, cache: Path) -> None:
+    """Keep the .debs mmdebstrap downloaded: regular files named as apt names them, nothing else."""
+    for entry in os.scandir(src):
+        target = cache / entry.name
+        if not _DEB_NAME.match(entry.name) or not entry.is_file(follow_symlinks=False) or target.exists():
+            continue
+        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f, tempfile.NamedTemporaryFile(dir=cache, prefix=".in-", delete=False) as out:
+            shutil.copyfileobj(f, out)
+        os.chmod(out.name, 0o644)
+        os.replace(out.name, target)
+
+
+def _output_file(path: Path) -> Path:
+    """Return ``path`` if mmdebstrap left it as a regular file (not a link a user could plant).
+
+    Raises:
+        ImageError: it is missing, a symlink or not a regular file.
+    """
+    try:
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError as e:
+        raise ImageError(f"mmdebstrap did not leave {path.name}: {e}") from e
+    if not regular:
+        raise ImageError(f"mmdebstrap left {path.name} as something else than a regular file")
+    return path
 
 
 def _spec_label(image: Any) -> ImageSpec | None:
