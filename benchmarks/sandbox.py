@@ -10,11 +10,11 @@ from pathlib import Path
 
 from _common import figure, median_seconds
 
-from rebuild.cache import default_cache_dir
-from rebuild.engine import connect
-from rebuild.image import ImageBuilder
+from rebuild.fetch.cache import default_cache_dir
+from rebuild.build.docker import connect
+from rebuild.build.images import ImageBuilder
 from rebuild.recipes import RecipeBook
-from rebuild.sandbox import BuildRequest, DockerSandbox
+from rebuild.build.sandbox import BuildRequest, DockerSandbox
 
 
 def main() -> None:

@@ -95,7 +95,7 @@ def print_json(doc: Any) -> None:
 
 
 def _cache(cache_dir: Path | None) -> Path:
-    from rebuild.cache import default_cache_dir
+    from rebuild.fetch.cache import default_cache_dir
 
     return cache_dir or default_cache_dir()
 
@@ -144,8 +144,8 @@ def image_build(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build builder images from Debian packages (present ones are kept)."""
-    from rebuild.engine import connect
-    from rebuild.image import ImageBuilder
+    from rebuild.build.docker import connect
+    from rebuild.build.images import ImageBuilder
 
     with errors_to_exit(ctx):
         book = _book(recipes)
@@ -175,16 +175,16 @@ def image_build(
 def _engine(
     cache_dir: Path | None, timeout: float, max_input_bytes: int = 2 << 30, max_output_bytes: int = 4 << 30
 ) -> Any:
-    from rebuild.cache import BlobCache
-    from rebuild.engine import connect
-    from rebuild.image import ImageBuilder
-    from rebuild.pipeline import Engine
-    from rebuild.sandbox import DockerSandbox, Limits
+    from rebuild.build.docker import connect
+    from rebuild.build.images import ImageBuilder
+    from rebuild.build.sandbox import DockerSandbox, Limits
+    from rebuild.fetch.cache import BlobCache
+    from rebuild.pipeline import Backends
 
     client = connect()
     cache = _cache(cache_dir)
     limits = Limits(timeout_s=timeout, output_bytes=max_output_bytes)
-    return Engine(
+    return Backends(
         DockerSandbox(client), ImageBuilder(client, cache), BlobCache(cache), limits, max_input_bytes=max_input_bytes
     )
 
@@ -210,7 +210,7 @@ def _params(values: list[str] | None) -> dict[str, str]:
 
 
 def _signer(key: Path | None) -> Any:
-    from rebuild.keys import load_private_key
+    from rebuild.attest.keys import load_private_key
 
     return load_private_key(key) if key is not None else None
 
@@ -236,8 +236,8 @@ def build(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a release hermetically and write its provenance (for release teams)."""
-    from rebuild.pipeline import build_release
-    from rebuild.wheelhouse import wheelhouse_for
+    from rebuild.python.wheelhouse import wheelhouse_for
+    from rebuild.release import build_release
 
     with errors_to_exit(ctx):
         signer = _signer(key)
@@ -336,17 +336,13 @@ def verify(
     With several targets (or --from), each gets its own directory under --out, one failure does not stop
     the others, a summary table follows, and the exit code is the highest of theirs.
     """
-    from rebuild.adapters import ResolveContext, resolve
-    from rebuild.cache import BlobCache
-    from rebuild.gitsource import parse_mirrors
-    from rebuild.keys import load_public_key
-    from rebuild.pipeline import (
-        Stages,
-        check_resolution,
-        clear_verdicts,
-        verify_resolution,
-        write_failure_report,
-    )
+    from rebuild.attest.keys import load_public_key
+    from rebuild.fetch.cache import BlobCache
+    from rebuild.fetch.git import parse_mirrors
+    from rebuild.pipeline import Stages
+    from rebuild.resolve import resolve
+    from rebuild.resolve.context import ResolveContext
+    from rebuild.verify import check_resolution, clear_verdicts, verify_resolution, write_failure_report
 
     with errors_to_exit(ctx):
         all_targets = _targets(targets, from_file)
@@ -508,7 +504,7 @@ def buildinfo_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the .buildinfo of a Debian rebuild (dpkg's own record: exact build dependencies, environment)."""
-    from rebuild.adapters.buildinfo import write_buildinfo
+    from rebuild.resolve.buildinfo import write_buildinfo
 
     with errors_to_exit(ctx):
         written = write_buildinfo(run_dir, dest)
@@ -534,10 +530,10 @@ def provenance_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Print each statement's subjects, builder, buildType, source (repository + commit), and what would be rebuilt."""
-    from rebuild.adapters.provenance import read_statements
-    from rebuild.adapters.slsa import describe
+    from rebuild.attest.keys import load_public_key
     from rebuild.errors import ProvenanceError
-    from rebuild.keys import load_public_key
+    from rebuild.resolve.slsa import describe
+    from rebuild.resolve.statements import read_statements
 
     with errors_to_exit(ctx):
         keys = [load_public_key(k) for k in provenance_key or []]
@@ -703,7 +699,7 @@ def key_generate(
     """Generate a signing key pair."""
     import os
 
-    from rebuild import keys
+    from rebuild.attest import keys
 
     with errors_to_exit(ctx):
         passphrase = None
@@ -735,7 +731,7 @@ def key_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Show a key's type and id (the sha256 of its DER public key)."""
-    from rebuild import keys
+    from rebuild.attest import keys
 
     with errors_to_exit(ctx):
         data = path.read_bytes() if path.is_file() else b""
@@ -779,8 +775,8 @@ def attestation_verify(
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify that trusted rebuilders attested this artifact reproduced (PASSED)."""
-    from rebuild import keys
-    from rebuild.attestation import policy_from_options, verify_attestation_file
+    from rebuild.attest import keys
+    from rebuild.attest.policy import policy_from_options, verify_attestation_file
     from rebuild.errors import VerificationError
 
     with errors_to_exit(ctx):
@@ -822,9 +818,9 @@ def attestation_show(
     as_json: bool = JsonOpt,
 ) -> None:
     """Decode and print attestations WITHOUT verifying any signature."""
-    from rebuild.envelopes import read_envelopes
+    from rebuild.attest.envelopes import read_envelopes
+    from rebuild.attest.statements import parse_statement
     from rebuild.errors import InputError
-    from rebuild.statements import parse_statement
 
     with errors_to_exit(ctx):
         shown = []

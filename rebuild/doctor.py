@@ -45,8 +45,8 @@ def _tool_version(tool: str, *args: str) -> str | None:
 
 
 def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
-    from rebuild.engine import connect, engine_version
-    from rebuild.image import ImageBuilder, mmdebstrap_mode
+    from rebuild.build.docker import connect, engine_version
+    from rebuild.build.images import ImageBuilder, mmdebstrap_mode
 
     report = DoctorReport()
     client = None

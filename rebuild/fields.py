@@ -38,7 +38,9 @@ HTTP_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+
 DEBIAN_PACKAGE = re.compile(
     r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=([0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*(-[A-Za-z0-9.+~]+)?)?$"
 )
-GIT_URL = re.compile(r"^(https?|ssh|git)://([A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9._~%+@-]+)*/?$|^file:///[A-Za-z0-9._~%+@/-]*$")
+GIT_URL = re.compile(
+    r"^(https?|ssh|git)://([A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[A-Za-z0-9._~%+@-]+)*/?$|^file:///[A-Za-z0-9._~%+@/-]*$"
+)
 GIT_REF = re.compile(r"^[A-Za-z0-9._/+-]{1,255}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # POSIX
 # The only variables a plan may add to the build's environment: what a .buildinfo records.

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compare.digest import is_valid_hex
-from rebuild import fields, uris
+from rebuild import fields
+from rebuild.attest import uris
+from rebuild.attest.statements import ParsedStatement, ResourceRef, Subject
 from rebuild.errors import PlanError
-from rebuild.statements import ParsedStatement, ResourceRef, Subject
 
 SOURCE_KINDS = ("tarball", "sdist", "git", "dsc")
 IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -63,7 +64,7 @@ class ImageRef:
     spec: Mapping[str, Any] = field(default_factory=dict)  # how to make it again (ImageSpec.as_dict)
 
     def __post_init__(self) -> None:
-        from rebuild.image import ImageSpec, require_pinned
+        from rebuild.build.images import ImageSpec, require_pinned
 
         if self.digest:
             fields.check_str("builder image digest", self.digest, IMAGE_DIGEST, "it must be sha256:<64 hex>")

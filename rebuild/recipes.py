@@ -19,8 +19,8 @@ from typing import Any
 
 from compare.digest import sha256_bytes
 from rebuild import fields
+from rebuild.build.images import ImageSpec
 from rebuild.errors import PlanError, RecipeError
-from rebuild.image import ImageSpec
 from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")

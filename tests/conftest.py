@@ -21,7 +21,7 @@ def _in_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    from rebuild.engine import connect
+    from rebuild.build.docker import connect
     from rebuild.errors import DockerUnavailableError
 
     try:
@@ -51,7 +51,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def builder_image(docker_client: Any, cache_dir: Path) -> str:
     """The digest of the default builder image (built by ./setup.sh; built here if missing)."""
-    from rebuild.image import ImageBuilder
+    from rebuild.build.images import ImageBuilder
     from rebuild.recipes import RecipeBook
 
     spec = RecipeBook().get("command").image
@@ -60,7 +60,7 @@ def builder_image(docker_client: Any, cache_dir: Path) -> str:
 
 @pytest.fixture()
 def no_leftover_containers(docker_client: Any) -> Iterator[None]:
-    from rebuild.sandbox import LABEL
+    from rebuild.build.sandbox import LABEL
 
     yield
     left = docker_client.containers.list(all=True, filters={"label": LABEL})

@@ -134,7 +134,7 @@ def test_source_digest_mismatch_names_the_input(hello_release: Path, tmp_path: P
 
 @pytest.mark.parametrize("field", ["steps", "environment", "recipe"])
 def test_provenance_missing_a_field_exits_2(hello_release: Path, tmp_path: Path, field: str) -> None:
-    from rebuild.envelopes import read_envelopes
+    from rebuild.attest.envelopes import read_envelopes
 
     (loaded,) = read_envelopes(provenance_of(hello_release))
     statement = json.loads(loaded.envelope.payload)

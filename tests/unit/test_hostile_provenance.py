@@ -17,19 +17,19 @@ import pytest
 from typer.testing import CliRunner
 
 from compare.digest import sha256_file
-from rebuild import dsse, uris
-from rebuild.adapters import ResolveContext
-from rebuild.adapters.provenance import resolve_provenance_file
-from rebuild.cache import BlobCache
+from rebuild.attest import dsse, uris
+from rebuild.resolve.context import ResolveContext
+from rebuild.resolve.provenance import resolve_provenance_file
+from rebuild.fetch.cache import BlobCache
 from rebuild.cli import app
-from rebuild.envelopes import write_jsonl
+from rebuild.attest.envelopes import write_jsonl
 from rebuild.errors import FetchError, PlanError, SandboxError
-from rebuild.fetch import Fetcher
-from rebuild.image import ImageSpec
-from rebuild.keys import generate, write_keypair
+from rebuild.fetch.fetcher import Fetcher
+from rebuild.build.images import ImageSpec
+from rebuild.attest.keys import generate, write_keypair
 from rebuild.plan import Environment, Output, Source
 from rebuild.recipes import RecipeBook
-from rebuild.sandbox import BuildRequest, DockerSandbox, step_script
+from rebuild.build.sandbox import BuildRequest, DockerSandbox, step_script
 
 runner = CliRunner()
 ARTIFACT = "clock-1.0.tar.gz"
@@ -212,7 +212,7 @@ def test_honest_twin_of_the_attacks_passes_the_checks(tmp_path: Path, monkeypatc
     d, ext, deps, sha = release(tmp_path)
     ctx = ResolveContext(BlobCache(tmp_path / "cache"), RecipeBook(), tmp_path / "out")
     resolution = resolve_provenance_file(write_provenance(d, ext, deps, sha), ctx)
-    from rebuild.pipeline import check_resolution
+    from rebuild.verify import check_resolution
 
     check_resolution(resolution, RecipeBook())
     assert resolution.plan.environment.umask == "0022"
@@ -247,7 +247,7 @@ def test_an_unsigned_statement_is_never_chosen_ahead_of_a_signed_one(tmp_path: P
     second = write_provenance(d, ext, deps, sha, [trusted], "signed")
     both = d / "both.intoto.jsonl"
     both.write_text(first.read_text() + second.read_text())
-    from rebuild.keys import load_public_key
+    from rebuild.attest.keys import load_public_key
 
     ctx = ResolveContext(
         BlobCache(tmp_path / "cache"), RecipeBook(), tmp_path / "out", provenance_keys=[load_public_key(trusted_pub)]

@@ -10,21 +10,11 @@ import jsonschema
 import pytest
 
 from rebuild.errors import PlanError, RecipeError
-from rebuild.image import ImageSpec, require_pinned
-from rebuild.plan import (
-    BuildPlan,
-    Environment,
-    ImageRef,
-    Inference,
-    Input,
-    Output,
-    RecipeRef,
-    Source,
-    plan_from_provenance,
-)
+from rebuild.build.images import ImageSpec, require_pinned
+from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source, plan_from_provenance
 from rebuild.recipes import RecipeBook, bundled_recipes_dir, load_recipe_file
-from rebuild.source import pack_tree, read_settings
-from rebuild.statements import parse_statement, rebuild_provenance
+from rebuild.fetch.tree import pack_tree, read_settings
+from rebuild.attest.statements import parse_statement, rebuild_provenance
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "recipes" / "recipe.schema.json").read_text())

@@ -1,0 +1,355 @@
+"""The verdict loop: check the resolution, try each candidate until one matches byte for byte, explain, attest.
+
+Where the verdict is decided: ``_decide``, from bytes and digests only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compare.digest import sha256_file
+from compare.report import ComparisonReport, compare_artifacts, write_report
+from rebuild.attest import statements, uris
+from rebuild.attest.envelopes import write_jsonl
+from rebuild.attest.keys import Signer
+from rebuild.attest.statements import ResourceRef, Subject
+from rebuild.errors import Error, PlanError, VerificationError
+from rebuild.pipeline import Backends, Progress, Stages, run_plan, sign
+from rebuild.plan import BuildPlan, Output
+from rebuild.recipes import RecipeBook
+from rebuild.resolution import Resolution
+
+# What a verify run writes into its output directory; all of it is removed before a new run starts,
+# so a verdict (or a report saying "reproduced") can never outlive the run that made it.
+VERDICT_FILES = (
+    "*.rebuild.intoto.jsonl", "*.rebuild-failed.intoto.jsonl", "verify-report.json", "compare-report.json",
+    "build.log",
+)  # fmt: skip
+VERDICT_DIRS = ("rebuilt", "diffoscope-*")
+
+
+def clear_verdicts(out_dir: Path) -> None:
+    """Remove an earlier run's verdict files from ``out_dir`` (first thing a verify does)."""
+    if not out_dir.is_dir():
+        return
+    for pattern in VERDICT_FILES:
+        for path in out_dir.glob(pattern):
+            path.unlink()
+    for pattern in VERDICT_DIRS:
+        for path in out_dir.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def write_failure_report(out_dir: Path, target: str, error: Error) -> Path:
+    """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced")."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "verify-report.json"
+    doc = {
+        "target": target,
+        "reproduced": False,
+        "outcome": "failed verification" if error.exit_code == 1 else "could not verify",
+        "exit_code": error.exit_code,
+        "error": error.message,
+        "hint": error.hint,
+    }
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+@dataclass
+class AttemptRecord:
+    label: str
+    environment: dict[str, Any]
+    reproduced: bool
+    classification: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class VerifyReport:
+    reproduced: bool
+    plan: BuildPlan
+    resolution: Resolution
+    comparisons: list[ComparisonReport]
+    published_matches_provenance: dict[str, bool]
+    attestation: Path | None
+    report: Path
+    stages: dict[str, float]
+    fetched: list[str]
+    cached: list[str]
+    image_built: bool
+    build_seconds: float
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    image_lock: tuple[str, ...] = ()  # package=version of the builder image, when it was made here
+
+    @property
+    def provenance(self) -> Path:
+        return self.resolution.origin
+
+    @property
+    def provenance_signature(self) -> str:
+        return self.resolution.signature_status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.resolution.target,
+            "reproduced": self.reproduced,
+            "provenance": str(self.provenance),
+            "provenance_signature": self.provenance_signature,
+            "summary": self.resolution.summary,
+            "artifacts": [c.as_dict() for c in self.comparisons],
+            "published_matches_provenance": self.published_matches_provenance,
+            "attestation": str(self.attestation) if self.attestation else None,
+            "report": str(self.report),
+            "stages": self.stages,
+            "build_seconds": round(self.build_seconds, 3),
+            "fetched": self.fetched,
+            "cached": self.cached,
+            "image_built": self.image_built,
+            "attempts": [a.as_dict() for a in self.attempts],
+            "image_lock": list(self.image_lock),
+            "deviations": list(self.plan.deviations),
+            "inferences": [i.__dict__ for i in self.plan.inferences],
+            "notes": self.notes,
+            "plan": self.plan.external_parameters(),
+        }
+
+
+def verify_resolution(
+    resolution: Resolution,
+    out_dir: Path,
+    engine: Backends,
+    book: RecipeBook,
+    *,
+    signer: Signer | None = None,
+    attest_failures: bool = False,
+    diffoscope: bool = True,
+    verifier_id: str = uris.VERIFIER_ID,
+    progress: Progress = lambda s, m: None,
+    stages: Stages | None = None,
+) -> VerifyReport:
+    """Rebuild each candidate plan in turn until one matches byte for byte; compare; attest the verdict."""
+    stages = stages or Stages(progress)
+    started = statements.now_rfc3339()
+    check_resolution(resolution, book)
+    published = resolution.published
+    byproducts = book.get(resolution.plan.recipe.name).byproducts
+    clear_verdicts(out_dir)  # an earlier run's verdict must never outlive this one
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attempts: list[AttemptRecord] = []
+    fetched: list[str] = []
+    cached: list[str] = []
+    image_built = False
+    build_seconds = 0.0
+    rebuilt_dir = out_dir / "rebuilt"
+    for number, candidate in enumerate(resolution.candidates, start=1):
+        plan = candidate.plan
+        if len(resolution.candidates) > 1:
+            progress("attempt", f"{number}/{len(resolution.candidates)}: {candidate.label}")
+        began = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
+            result = run_plan(
+                plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
+            )
+            shutil.rmtree(rebuilt_dir, ignore_errors=True)
+            rebuilt = {}
+            for name, path in [*result.outputs.items(), *result.extras.items()]:
+                rebuilt[name] = rebuilt_dir / name
+                rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, rebuilt[name])
+        image_lock = result.image.lock
+        fetched += result.fetched
+        cached += result.cached
+        image_built = image_built or result.image.built
+        build_seconds += result.build.seconds
+        plan = dataclasses.replace(plan, image=dataclasses.replace(plan.image, digest=result.image.digest))
+        if result.source_sha256:
+            plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, sha256=result.source_sha256))
+        with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
+            comparisons = [
+                compare_artifacts(published[name], rebuilt[name], name=name, side_names=("published", "rebuilt"))
+                for name in sorted(published)
+            ]
+        reproduced = _decide(comparisons, plan.outputs)
+        attempts.append(
+            AttemptRecord(
+                candidate.label,
+                plan.external_parameters()["environment"],
+                reproduced,
+                "identical" if reproduced else _classification(comparisons),
+                round(time.monotonic() - began, 3),
+            )
+        )
+        if reproduced:
+            break
+    if not reproduced and diffoscope:
+        with stages.stage("explain", "running diffoscope on the last attempt"):
+            comparisons = [
+                compare_artifacts(
+                    published[name],
+                    rebuilt_dir / name,
+                    name=name,
+                    diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}",
+                    side_names=("published", "rebuilt"),
+                )
+                for name in sorted(published)
+            ]
+    report_path = out_dir / "compare-report.json"
+    write_report(comparisons, report_path)
+    expected = {o.name: o.sha256 for o in plan.outputs}
+    matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
+    notes = list(resolution.notes)
+    notes += [
+        f"published {n} is not the artifact the provenance names (sha256 differs)"
+        for n, ok in matches.items()
+        if not ok
+    ]
+    attestation = None
+    with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
+        if signer is not None and (reproduced or attest_failures):
+            attestation = _attest(
+                plan, resolution.origin, comparisons, reproduced, report_path, rebuilt_dir, out_dir, signer,
+                verifier_id, started,
+            )  # fmt: skip
+    report = VerifyReport(
+        reproduced,
+        plan,
+        resolution,
+        comparisons,
+        matches,
+        attestation,
+        out_dir / "verify-report.json",
+        stages.seconds,
+        fetched,
+        cached,
+        image_built,
+        build_seconds,
+        attempts,
+        notes,
+        image_lock,
+    )
+    report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _classification(comparisons: Sequence[ComparisonReport]) -> str:
+    parts = [
+        f"{c.name}: {c.explanation.classification if c.explanation else 'differs'}"
+        for c in comparisons
+        if not c.identical
+    ]
+    return "; ".join(parts)
+
+
+def _decide(comparisons: Sequence[ComparisonReport], outputs: Sequence[Output]) -> bool:
+    """THE verdict: reproduced if and only if, for every output the provenance names, the published bytes,
+    the digest the provenance names and the rebuilt bytes are one and the same.
+    """
+    expected = {o.name: o.sha256 for o in outputs}
+    return (
+        bool(comparisons)
+        and {c.name for c in comparisons} == set(expected)
+        and all(c.verdict.identical and c.verdict.a.sha256 == expected[c.name] for c in comparisons)
+    )
+
+
+def check_resolution(resolution: Resolution, book: RecipeBook) -> None:
+    """Every candidate is what its recipe makes, and every published file is what the provenance names.
+
+    Runs right after resolve, before any engine is asked, and again before anything is built.
+
+    Raises:
+        RecipeError, PlanError: a plan is not its recipe's (exit 2).
+        VerificationError: a published file is not the artifact the provenance names (exit 1).
+    """
+    published_sha256 = {name: sha256_file(path) for name, path in resolution.published.items()}
+    for candidate in resolution.candidates:
+        book.get(candidate.plan.recipe.name).check_plan(candidate.plan)
+        _check_published(candidate.plan, published_sha256)
+
+
+def _check_published(plan: BuildPlan, published: Mapping[str, str]) -> None:
+    """Each published artifact must be the one the provenance names, by digest, before anything is rebuilt.
+
+    Raises:
+        PlanError: the plan names an output without a digest, or published files and outputs differ.
+        VerificationError: a published file is not what the provenance names (exit 1; nothing is attested).
+    """
+    names = {o.name for o in plan.outputs}
+    if not names:
+        raise PlanError("the provenance names no output: there is nothing to verify")
+    if set(published) != names:
+        raise PlanError(
+            f"the published artifacts ({', '.join(sorted(published)) or 'none'}) are not the outputs the "
+            f"provenance names ({', '.join(sorted(names))})"
+        )
+    for output in plan.outputs:
+        if output.sha256 is None:
+            raise PlanError(f"the provenance names no sha256 for {output.name}: there is nothing to verify against")
+        actual = published[output.name]
+        if actual != output.sha256:
+            raise VerificationError(
+                f"published {output.name} is not the artifact the provenance names "
+                f"(its sha256 is {actual}, the provenance says {output.sha256})",
+                "the file was altered, or it belongs to another release",
+            )
+
+
+def _attest(
+    plan: BuildPlan,
+    origin: Path,
+    comparisons: Sequence[ComparisonReport],
+    reproduced: bool,
+    report_path: Path,
+    rebuilt_dir: Path,
+    out_dir: Path,
+    signer: Signer,
+    verifier_id: str,
+    started_on: str,
+) -> Path:
+    original = ResourceRef(origin.name, {"sha256": sha256_file(origin)}, name="original-provenance")
+    envelopes = []
+    if reproduced:
+        subjects = [Subject(c.name, {"sha256": sha256_file(rebuilt_dir / c.name)}) for c in comparisons]
+        deps = [*plan.resolved_dependencies(), original]
+        payload = statements.rebuild_provenance(
+            subjects,
+            plan.external_parameters(),
+            deps,
+            invocation_id=str(uuid.uuid4()),
+            started_on=started_on,
+            finished_on=statements.now_rfc3339(),
+        )
+        envelopes.append(sign(payload, signer))
+    report_ref = None if reproduced else ResourceRef(report_path.name, {"sha256": sha256_file(report_path)})
+    for c in comparisons:
+        vsa = statements.verification_summary(
+            Subject(c.name, {"sha256": c.verdict.a.sha256}),
+            passed=reproduced and c.identical,
+            resource_uri=c.name,
+            input_attestations=[original],
+            verifier_id=verifier_id,
+            deviations=plan.deviations,
+            report=report_ref,
+        )
+        envelopes.append(sign(vsa, signer))
+    first = sorted(c.name for c in comparisons)[0].replace("/", "_")
+    path = out_dir / f"{first}.{'rebuild' if reproduced else 'rebuild-failed'}.intoto.jsonl"
+    write_jsonl(path, envelopes)
+    return path
