@@ -10,11 +10,11 @@ from pathlib import Path
 
 from _common import figure, median_seconds
 
-from rebuild.fetch.cache import default_cache_dir
 from rebuild.build.docker import connect
 from rebuild.build.images import ImageBuilder
-from rebuild.recipes import RecipeBook
 from rebuild.build.sandbox import BuildRequest, DockerSandbox
+from rebuild.fetch.cache import default_cache_dir
+from rebuild.recipes import RecipeBook
 
 
 def main() -> None:

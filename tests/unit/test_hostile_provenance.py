@@ -18,18 +18,18 @@ from typer.testing import CliRunner
 
 from compare.digest import sha256_file
 from rebuild.attest import dsse, uris
-from rebuild.resolve.context import ResolveContext
-from rebuild.resolve.provenance import resolve_provenance_file
-from rebuild.fetch.cache import BlobCache
-from rebuild.cli import app
 from rebuild.attest.envelopes import write_jsonl
-from rebuild.errors import FetchError, PlanError, SandboxError
-from rebuild.fetch.fetcher import Fetcher
-from rebuild.build.images import ImageSpec
 from rebuild.attest.keys import generate, write_keypair
+from rebuild.build.images import ImageSpec
+from rebuild.build.sandbox import BuildRequest, DockerSandbox, step_script
+from rebuild.cli import app
+from rebuild.errors import FetchError, PlanError, SandboxError
+from rebuild.fetch.cache import BlobCache
+from rebuild.fetch.fetcher import Fetcher
 from rebuild.plan import Environment, Output, Source
 from rebuild.recipes import RecipeBook
-from rebuild.build.sandbox import BuildRequest, DockerSandbox, step_script
+from rebuild.resolve.context import ResolveContext
+from rebuild.resolve.provenance import resolve_provenance_file
 
 runner = CliRunner()
 ARTIFACT = "clock-1.0.tar.gz"

@@ -9,12 +9,22 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rebuild.errors import PlanError, RecipeError
-from rebuild.build.images import ImageSpec, require_pinned
-from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source, plan_from_provenance
-from rebuild.recipes import RecipeBook, bundled_recipes_dir, load_recipe_file
-from rebuild.fetch.tree import pack_tree, read_settings
 from rebuild.attest.statements import parse_statement, rebuild_provenance
+from rebuild.build.images import ImageSpec, require_pinned
+from rebuild.errors import PlanError, RecipeError
+from rebuild.fetch.tree import pack_tree, read_settings
+from rebuild.plan import (
+    BuildPlan,
+    Environment,
+    ImageRef,
+    Inference,
+    Input,
+    Output,
+    RecipeRef,
+    Source,
+    plan_from_provenance,
+)
+from rebuild.recipes import RecipeBook, bundled_recipes_dir, load_recipe_file
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "recipes" / "recipe.schema.json").read_text())

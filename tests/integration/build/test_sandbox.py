@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from rebuild.errors import BuildFailedError, BuildTimeoutError, SandboxError
 from rebuild.build.sandbox import LABEL, BuildRequest, DockerSandbox, Limits, Mount
+from rebuild.errors import BuildFailedError, BuildTimeoutError, SandboxError
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
 

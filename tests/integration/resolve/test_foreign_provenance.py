@@ -233,8 +233,8 @@ NPM_FILES = {
 def publish_npm(repo: Path, out: Path, docker_client: Any, cache_dir: Path) -> Path:
     """The release workflow: `npm pack` with Node and npm from Debian bookworm (the npm-pack recipe's image)."""
     from rebuild.build.images import ImageBuilder
-    from rebuild.recipes import RecipeBook
     from rebuild.build.sandbox import BuildRequest, DockerSandbox, Mount
+    from rebuild.recipes import RecipeBook
 
     image = ImageBuilder(docker_client, cache_dir).ensure(RecipeBook().get("npm-pack").image)
     src = out / "src"

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ed448
 from typer.testing import CliRunner
 
 from rebuild.attest import dsse, uris
-from rebuild.cli import app
 from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.keys import load_private_key
 from rebuild.attest.statements import ResourceRef, Subject, verification_summary
+from rebuild.cli import app
 from tests.conftest import VECTORS
 
 DIGEST = "ab" * 32

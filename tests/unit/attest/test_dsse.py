@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from rebuild.attest import dsse
 from rebuild.attest.envelopes import read_envelopes
-from rebuild.errors import InputError
 from rebuild.attest.keys import PrivateKey, PublicKey, key_id, load_public_key
+from rebuild.errors import InputError
 from tests.conftest import VECTORS
 
 SEED = bytes(range(32))

@@ -23,11 +23,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rebuild.attest import dsse, uris
-from rebuild.attest.policy import STAGES, Policy, parse_digest, policy_from_options, verify_attestation_file, verify_attestations
 from rebuild.attest.envelopes import parse_envelopes, read_envelopes
-from rebuild.errors import Error, InputError, ProvenanceError
 from rebuild.attest.keys import PrivateKey, PublicKey, key_id, load_public_key
+from rebuild.attest.policy import (
+    STAGES,
+    Policy,
+    parse_digest,
+    policy_from_options,
+    verify_attestation_file,
+    verify_attestations,
+)
 from rebuild.attest.statements import ResourceRef, Subject, parse_rfc3339, serialize, verification_summary
+from rebuild.errors import Error, InputError, ProvenanceError
 from rebuild.untrusted import printable
 from tests.conftest import VECTORS
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from rebuild.debian import control
+from rebuild.errors import InputError, PlanError
 from rebuild.resolve.buildinfo import read_buildinfo
 from rebuild.resolve.debian import build_dependency_names, build_mode, parse_target
-from rebuild.errors import InputError, PlanError
 
 BUILDINFO = """Format: 1.0
 Source: hello (2.10-3)

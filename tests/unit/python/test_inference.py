@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from rebuild.errors import InputError, PlanError
 from rebuild.python import distributions
 from rebuild.python.index import SimpleIndex
-from rebuild.resolve.pypi import _choose_files, _choose_version, parse_target
 from rebuild.python.pinning import epoch_candidates
-from rebuild.errors import InputError, PlanError
+from rebuild.resolve.pypi import _choose_files, _choose_version, parse_target
 
 
 def make_wheel(path: Path, generator: str, date: tuple[int, ...], mode: int = 0o644) -> Path:
@@ -78,10 +78,14 @@ def test_sdist_build_system_and_legacy_default(tmp_path: Path) -> None:
 
 def test_epoch_candidates_follow_the_backend(tmp_path: Path) -> None:
     wheel = distributions.read_wheel(make_wheel(tmp_path / "w.whl", "hatchling 1.0", (2024, 1, 1, 0, 0, 0)))
-    hatch = distributions.SdistFacts("demo-1.0", distributions.BuildSystem(("hatchling",), "hatchling.build"), 1600000000)
+    hatch = distributions.SdistFacts(
+        "demo-1.0", distributions.BuildSystem(("hatchling",), "hatchling.build"), 1600000000
+    )
     first = epoch_candidates(hatch, wheel)
     assert [value for _, value, _ in first] == [calendar.timegm((2024, 1, 1, 0, 0, 0)), 1600000000, None]
-    flit = distributions.SdistFacts("demo-1.0", distributions.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000)
+    flit = distributions.SdistFacts(
+        "demo-1.0", distributions.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000
+    )
     assert epoch_candidates(flit, wheel)[0][1] is None  # fixed-timestamp backends: unset first
     zoned = epoch_candidates(hatch, wheel, ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"))
     assert zoned[0] == (
@@ -105,7 +109,9 @@ def test_time_zone_of_the_publisher_from_zip_times(tmp_path: Path) -> None:
 
 
 def test_umask_from_the_project_files_not_the_record(tmp_path: Path) -> None:
-    assert distributions.read_wheel(make_wheel(tmp_path / "a.whl", "flit 1", (2024, 1, 1, 0, 0, 0), 0o664)).group_writable
+    assert distributions.read_wheel(
+        make_wheel(tmp_path / "a.whl", "flit 1", (2024, 1, 1, 0, 0, 0), 0o664)
+    ).group_writable
     assert not distributions.read_wheel(make_wheel(tmp_path / "b.whl", "flit 1", (2024, 1, 1, 0, 0, 0))).group_writable
 
 

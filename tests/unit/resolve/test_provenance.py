@@ -11,14 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rebuild.resolve.context import ResolveContext
-from rebuild.resolve.statements import read_statements
-from rebuild.resolve.provenance import resolve_provenance_file
-from rebuild.resolve.slsa import describe
-from rebuild.fetch.cache import BlobCache
 from rebuild.cli import app
 from rebuild.errors import Error, FetchError, VerificationError
+from rebuild.fetch.cache import BlobCache
 from rebuild.recipes import RecipeBook
+from rebuild.resolve.context import ResolveContext
+from rebuild.resolve.provenance import resolve_provenance_file
+from rebuild.resolve.slsa import describe
+from rebuild.resolve.statements import read_statements
 from tests.conftest import VECTORS
 
 runner = CliRunner()
