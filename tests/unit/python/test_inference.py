@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rebuild.errors import InputError, PlanError
-from rebuild.python import distributions
+from rebuild.python import distributions as dist
 from rebuild.python.index import SimpleIndex
 from rebuild.python.pinning import epoch_candidates
 from rebuild.resolve.pypi import _choose_files, _choose_version, parse_target
@@ -52,13 +52,13 @@ def test_generator_lines_of_every_backend(tmp_path: Path) -> None:
         "pdm-backend (2.3.3)": ("pdm-backend", "2.3.3"),
     }
     for line, (name, version) in cases.items():
-        facts = distributions.read_wheel(make_wheel(tmp_path / "w.whl", line, (2024, 1, 1, 0, 0, 0)))
+        facts = dist.read_wheel(make_wheel(tmp_path / "w.whl", line, (2024, 1, 1, 0, 0, 0)))
         assert (facts.generator_name, facts.generator_version) == (name, version)
-        assert name in distributions.GENERATOR_DISTRIBUTIONS
+        assert name in dist.GENERATOR_DISTRIBUTIONS
 
 
 def test_sdist_build_system_and_legacy_default(tmp_path: Path) -> None:
-    modern = distributions.read_sdist(
+    modern = dist.read_sdist(
         make_sdist(
             tmp_path / "a.tar.gz",
             '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\nbackend-path = ["."]\n',
@@ -68,23 +68,23 @@ def test_sdist_build_system_and_legacy_default(tmp_path: Path) -> None:
     system = modern.build_system
     assert system.requires == ("hatchling",) and system.backend == "hatchling.build" and system.in_tree_backend
     assert modern.pkg_info_mtime == 1700000000
-    legacy = distributions.read_sdist(make_sdist(tmp_path / "b.tar.gz", None, 1))
+    legacy = dist.read_sdist(make_sdist(tmp_path / "b.tar.gz", None, 1))
     assert legacy.build_system.requires is None
     assert legacy.build_system.requirements == ["setuptools>=40.8.0", "wheel"]
     assert legacy.build_system.inference() is not None and "no pyproject.toml" in legacy.build_system.inference().reason
     with pytest.raises(InputError, match="not a readable sdist"):
-        distributions.read_sdist(tmp_path / "missing.tar.gz")
+        dist.read_sdist(tmp_path / "missing.tar.gz")
 
 
 def test_epoch_candidates_follow_the_backend(tmp_path: Path) -> None:
-    wheel = distributions.read_wheel(make_wheel(tmp_path / "w.whl", "hatchling 1.0", (2024, 1, 1, 0, 0, 0)))
-    hatch = distributions.SdistFacts(
-        "demo-1.0", distributions.BuildSystem(("hatchling",), "hatchling.build"), 1600000000
+    wheel = dist.read_wheel(make_wheel(tmp_path / "w.whl", "hatchling 1.0", (2024, 1, 1, 0, 0, 0)))
+    hatch = dist.SdistFacts(
+        "demo-1.0", dist.BuildSystem(("hatchling",), "hatchling.build"), 1600000000
     )
     first = epoch_candidates(hatch, wheel)
     assert [value for _, value, _ in first] == [calendar.timegm((2024, 1, 1, 0, 0, 0)), 1600000000, None]
-    flit = distributions.SdistFacts(
-        "demo-1.0", distributions.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000
+    flit = dist.SdistFacts(
+        "demo-1.0", dist.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000
     )
     assert epoch_candidates(flit, wheel)[0][1] is None  # fixed-timestamp backends: unset first
     zoned = epoch_candidates(hatch, wheel, ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"))
@@ -100,19 +100,19 @@ def test_time_zone_of_the_publisher_from_zip_times(tmp_path: Path) -> None:
     mtime = calendar.timegm((2023, 6, 3, 10, 0, 0))
     sdist = make_sdist(tmp_path / "s.tar.gz", None, mtime)
     wheel = make_wheel(tmp_path / "w.whl", "flit 3.9.0", time.gmtime(mtime + 7200)[:6])
-    rule, zone = distributions.infer_timezone(wheel, sdist) or ("", "")
+    rule, zone = dist.infer_timezone(wheel, sdist) or ("", "")
     assert zone == "Europe/Berlin" and rule.startswith("CET-1CEST")
     utc = make_wheel(tmp_path / "u.whl", "flit 3.9.0", time.gmtime(mtime)[:6])
-    assert distributions.infer_timezone(utc, sdist) is None
+    assert dist.infer_timezone(utc, sdist) is None
     fixed = make_wheel(tmp_path / "f.whl", "poetry-core 1.8.1", (1980, 1, 1, 0, 0, 0))
-    assert distributions.infer_timezone(fixed, sdist) is None  # a fixed timestamp is not a time zone
+    assert dist.infer_timezone(fixed, sdist) is None  # a fixed timestamp is not a time zone
 
 
 def test_umask_from_the_project_files_not_the_record(tmp_path: Path) -> None:
-    assert distributions.read_wheel(
+    assert dist.read_wheel(
         make_wheel(tmp_path / "a.whl", "flit 1", (2024, 1, 1, 0, 0, 0), 0o664)
     ).group_writable
-    assert not distributions.read_wheel(make_wheel(tmp_path / "b.whl", "flit 1", (2024, 1, 1, 0, 0, 0))).group_writable
+    assert not dist.read_wheel(make_wheel(tmp_path / "b.whl", "flit 1", (2024, 1, 1, 0, 0, 0))).group_writable
 
 
 def test_simple_index_html_and_json(tmp_path: Path) -> None:
