@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from compare.archive import Budget
 from compare.diffoscope import DiffoscopeResult, run_diffoscope
+from compare.errors import CompareError
 from compare.explain import Explanation, explain_files
-from compare.verdict import FileVerdict, compare_files
+from compare.verdict import FileVerdict, SetVerdict, compare_files, compare_sets, list_files
 
 
 class Explainer(Protocol):
@@ -77,3 +79,74 @@ def compare_artifacts(
 def write_report(reports: list[ComparisonReport], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"comparisons": [r.as_dict() for r in reports]}, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class PathsComparison:
+    """Two files, or two directories (their file sets, then each file present on both sides)."""
+
+    a: Path
+    b: Path
+    sets: SetVerdict | None  # None for two files
+    reports: list[ComparisonReport]
+
+    @property
+    def identical(self) -> bool:
+        return all(r.identical for r in self.reports) and (self.sets is None or self.sets.identical)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "identical": self.identical,
+            "sets": self.sets.as_dict() if self.sets else None,
+            "comparisons": [r.as_dict() for r in self.reports],
+        }
+
+
+def compare_paths(
+    a: Path,
+    b: Path,
+    *,
+    report_dir: Path | None = None,
+    diffoscope: bool = False,
+    diffoscope_formats: tuple[str, ...] = ("json",),
+    diffoscope_timeout_s: float = 600.0,
+) -> PathsComparison:
+    """``rebuild compare A B``: two files or two directories, explained; a report in ``report_dir`` if given.
+
+    Without ``report_dir``, diffoscope's reports go to a new temporary directory (named in the result).
+
+    Raises:
+        CompareError: a path does not exist, or one is a file and the other a directory.
+    """
+    for path in (a, b):
+        if not path.exists():
+            raise CompareError(f"{path} does not exist")
+    if a.is_dir() != b.is_dir():
+        raise CompareError("compare two files or two directories, not one of each")
+    reports_root = report_dir
+    if diffoscope and reports_root is None:
+        reports_root = Path(tempfile.mkdtemp(prefix="rebuild-compare-"))
+    sets: SetVerdict | None = None
+    if a.is_dir():
+        files_a, files_b = list_files(a), list_files(b)
+        sets = compare_sets(files_a, files_b)
+        pairs = [(files_a[n], files_b[n], n) for n in sets.differing]
+    else:
+        pairs = [(a, b, b.name)]
+    reports = [
+        compare_artifacts(
+            pa,
+            pb,
+            name=name,
+            diffoscope_dir=reports_root / f"diffoscope-{name.replace('/', '_')}"
+            if diffoscope and reports_root
+            else None,
+            diffoscope_formats=diffoscope_formats,
+            diffoscope_timeout_s=diffoscope_timeout_s,
+            side_names=(str(a), str(b)),
+        )
+        for pa, pb, name in pairs
+    ]
+    if report_dir is not None:
+        write_report(reports, report_dir / "compare-report.json")
+    return PathsComparison(a, b, sets, reports)

@@ -79,6 +79,33 @@ class RunResult:
 # --- shared: fetch -> image -> build --------------------------------------------
 
 
+def connect_backends(
+    cache_dir: Path,
+    *,
+    limits: Limits,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    git_mirrors: Mapping[str, str] | None = None,
+) -> Backends:
+    """The real backends: the Docker engine's sandbox and images, and the cache at ``cache_dir``.
+
+    Raises:
+        DockerUnavailableError: no engine answers.
+    """
+    from rebuild.build.docker import connect
+    from rebuild.build.images import ImageBuilder
+    from rebuild.build.sandbox import DockerSandbox
+
+    client = connect()
+    return Backends(
+        DockerSandbox(client),
+        ImageBuilder(client, cache_dir),
+        BlobCache(cache_dir),
+        limits,
+        dict(git_mirrors or {}),
+        max_input_bytes,
+    )
+
+
 def run_plan(
     plan: BuildPlan,
     engine: Backends,

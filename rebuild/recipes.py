@@ -20,7 +20,7 @@ from typing import Any
 from compare.digest import sha256_bytes
 from rebuild import fields
 from rebuild.build.images import ImageSpec
-from rebuild.errors import PlanError, RecipeError
+from rebuild.errors import InputError, PlanError, RecipeError
 from rebuild.plan import BuildPlan, Environment, ImageRef, Inference, Input, Output, RecipeRef, Source
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
@@ -166,6 +166,21 @@ class Recipe:
         return out
 
 
+def parse_parameters(values: Sequence[str]) -> dict[str, str]:
+    """``--param NAME=VALUE`` options as a mapping (each value is checked later by its recipe's pattern).
+
+    Raises:
+        InputError: an option is not NAME=VALUE.
+    """
+    params = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {item!r} is not NAME=VALUE")
+        params[key] = value
+    return params
+
+
 def _spec_difference(got: ImageSpec, want: ImageSpec) -> str:
     a, b = got.as_dict(), want.as_dict()
     return "; ".join(f"{k}: {a[k]!r} instead of {b[k]!r}" for k in sorted(a) if a[k] != b[k])
@@ -262,6 +277,12 @@ class RecipeBook:
 
     def all(self) -> list[Recipe]:
         return [self.get(name) for name in self.names()]
+
+    def fixed_images(self, names: Sequence[str] = ()) -> list[ImageSpec]:
+        """The builder images of these recipes (all when none named), each once; per-build images are made
+        when a build needs them, so they are not among them."""
+        chosen = [self.get(name) for name in names] if names else [r for r in self.all() if not r.image_per_build]
+        return list({r.image.tag: r.image for r in chosen if not r.image_per_build}.values())
 
     def for_build_type(self, build_type: str) -> Recipe | None:
         for recipe in self.all():

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,27 @@ from compare.digest import sha256_file
 from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild.attest import statements, uris
 from rebuild.attest.envelopes import write_jsonl
-from rebuild.attest.keys import Signer
+from rebuild.attest.keys import PublicKey, Signer
 from rebuild.attest.statements import ResourceRef, Subject
+from rebuild.build.sandbox import Limits
 from rebuild.errors import Error, PlanError, VerificationError
-from rebuild.pipeline import Backends, Progress, Stages, run_plan, sign
+from rebuild.fetch.cache import BlobCache
+from rebuild.pipeline import (
+    DEFAULT_MAX_INPUT_BYTES,
+    Backends,
+    Progress,
+    RunResult,
+    Stages,
+    connect_backends,
+    run_plan,
+    sign,
+)
 from rebuild.plan import BuildPlan, Output
+from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
-from rebuild.resolution import Resolution
+from rebuild.resolution import Candidate, Resolution
+from rebuild.resolve import resolve
+from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE, ResolveContext
 
 # What a verify run writes into its output directory; all of it is removed before a new run starts,
 # so a verdict (or a report saying "reproduced") can never outlive the run that made it.
@@ -86,7 +100,6 @@ class VerifyReport:
     plan: BuildPlan
     resolution: Resolution
     comparisons: list[ComparisonReport]
-    published_matches_provenance: dict[str, bool]
     attestation: Path | None
     report: Path
     stages: dict[str, float]
@@ -114,7 +127,7 @@ class VerifyReport:
             "provenance_signature": self.provenance_signature,
             "summary": self.resolution.summary,
             "artifacts": [c.as_dict() for c in self.comparisons],
-            "published_matches_provenance": self.published_matches_provenance,
+            "published_matches_provenance": {c.name: True for c in self.comparisons},  # checked before building
             "attestation": str(self.attestation) if self.attestation else None,
             "report": str(self.report),
             "stages": self.stages,
@@ -131,6 +144,100 @@ class VerifyReport:
         }
 
 
+def verify_target(
+    target: str,
+    out_dir: Path,
+    context: ResolveContext,
+    book: RecipeBook,
+    backends: Callable[[], Backends],
+    *,
+    signer: Signer | None = None,
+    attest_failures: bool = False,
+    diffoscope: bool = True,
+    verifier_id: str = uris.VERIFIER_ID,
+    progress: Progress = lambda s, m: None,
+) -> VerifyReport:
+    """``rebuild verify TARGET``: resolve, check, rebuild, compare, attest, with a report on every path.
+
+    ``backends`` is called only once the target has resolved: bad input never waits on a Docker engine.
+
+    Raises:
+        Error: any failure, after ``verify-report.json`` in ``out_dir`` has said so.
+    """
+    clear_verdicts(out_dir)  # before anything: no earlier verdict outlives this run
+    stages = Stages(progress)
+    try:
+        with stages.stage("resolve", f"resolving {target}"):
+            resolution = resolve(target, context)
+            check_resolution(resolution, book)
+        return verify_resolution(
+            resolution, out_dir, backends(), book, signer=signer, attest_failures=attest_failures,
+            diffoscope=diffoscope, verifier_id=verifier_id, progress=progress, stages=stages,
+        )  # fmt: skip
+    except Error as e:
+        write_failure_report(out_dir, target, e)
+        raise
+
+
+@dataclass
+class Verifier:
+    """One `rebuild verify` invocation: how every target is resolved, rebuilt and signed.
+
+    The Docker engine is connected once, when the first target has resolved.
+    """
+
+    book: RecipeBook
+    cache_dir: Path
+    limits: Limits = field(default_factory=Limits)
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    signer: Signer | None = None
+    provenance_keys: Sequence[PublicKey] = ()
+    artifacts: Sequence[Path] = ()
+    index_url: str = DEFAULT_INDEX
+    git_mirrors: Mapping[str, str] = field(default_factory=dict)
+    archive: str = DEFAULT_DEBIAN_ARCHIVE
+    allow_newer_build_deps: bool = False
+    attest_failures: bool = False
+    diffoscope: bool = True
+    verifier_id: str = uris.VERIFIER_ID
+    progress: Progress = lambda s, m: None
+    _backends: Backends | None = None
+
+    def backends(self) -> Backends:
+        if self._backends is None:
+            self._backends = connect_backends(
+                self.cache_dir, limits=self.limits, max_input_bytes=self.max_input_bytes, git_mirrors=self.git_mirrors
+            )
+        return self._backends
+
+    def verify(self, target: str, out_dir: Path) -> VerifyReport:
+        """Raises: Error, after ``out_dir/verify-report.json`` has said so."""
+        context = ResolveContext(
+            cache=BlobCache(self.cache_dir), book=self.book, work_dir=out_dir, artifacts=self.artifacts,
+            provenance_keys=self.provenance_keys, index_url=self.index_url, git_mirrors=self.git_mirrors,
+            archive=self.archive, allow_newer_build_deps=self.allow_newer_build_deps, progress=self.progress,
+        )  # fmt: skip
+        return verify_target(
+            target, out_dir, context, self.book, self.backends, signer=self.signer,
+            attest_failures=self.attest_failures, diffoscope=self.diffoscope, verifier_id=self.verifier_id,
+            progress=self.progress,
+        )  # fmt: skip
+
+
+@dataclass
+class _Attempt:
+    """One candidate tried: the plan as run (image digest, git tree digest filled in), and what came of it."""
+
+    plan: BuildPlan
+    result: RunResult
+    comparisons: list[ComparisonReport]
+    record: AttemptRecord
+
+    @property
+    def reproduced(self) -> bool:
+        return self.record.reproduced
+
+
 def verify_resolution(
     resolution: Resolution,
     out_dir: Path,
@@ -144,108 +251,107 @@ def verify_resolution(
     progress: Progress = lambda s, m: None,
     stages: Stages | None = None,
 ) -> VerifyReport:
-    """Rebuild each candidate plan in turn until one matches byte for byte; compare; attest the verdict."""
+    """Try each candidate plan until one matches byte for byte; explain a mismatch; attest the verdict."""
     stages = stages or Stages(progress)
     started = statements.now_rfc3339()
     check_resolution(resolution, book)
-    published = resolution.published
-    byproducts = book.get(resolution.plan.recipe.name).byproducts
     clear_verdicts(out_dir)  # an earlier run's verdict must never outlive this one
     out_dir.mkdir(parents=True, exist_ok=True)
-    attempts: list[AttemptRecord] = []
-    fetched: list[str] = []
-    cached: list[str] = []
-    image_built = False
-    build_seconds = 0.0
-    rebuilt_dir = out_dir / "rebuilt"
+    byproducts = book.get(resolution.plan.recipe.name).byproducts
+    attempts: list[_Attempt] = []
     for number, candidate in enumerate(resolution.candidates, start=1):
-        plan = candidate.plan
         if len(resolution.candidates) > 1:
             progress("attempt", f"{number}/{len(resolution.candidates)}: {candidate.label}")
-        began = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
-            result = run_plan(
-                plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
-            )
-            shutil.rmtree(rebuilt_dir, ignore_errors=True)
-            rebuilt = {}
-            for name, path in [*result.outputs.items(), *result.extras.items()]:
-                rebuilt[name] = rebuilt_dir / name
-                rebuilt[name].parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, rebuilt[name])
-        image_lock = result.image.lock
-        fetched += result.fetched
-        cached += result.cached
-        image_built = image_built or result.image.built
-        build_seconds += result.build.seconds
-        plan = dataclasses.replace(plan, image=dataclasses.replace(plan.image, digest=result.image.digest))
-        if result.source_sha256:
-            plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, sha256=result.source_sha256))
-        with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
-            comparisons = [
-                compare_artifacts(published[name], rebuilt[name], name=name, side_names=("published", "rebuilt"))
-                for name in sorted(published)
-            ]
-        reproduced = _decide(comparisons, plan.outputs)
-        attempts.append(
-            AttemptRecord(
-                candidate.label,
-                plan.external_parameters()["environment"],
-                reproduced,
-                "identical" if reproduced else _classification(comparisons),
-                round(time.monotonic() - began, 3),
-            )
-        )
-        if reproduced:
+        attempts.append(_try_candidate(candidate, resolution, engine, out_dir, stages, byproducts))
+        if attempts[-1].reproduced:
             break
-    if not reproduced and diffoscope:
-        with stages.stage("explain", "running diffoscope on the last attempt"):
-            comparisons = [
-                compare_artifacts(
-                    published[name],
-                    rebuilt_dir / name,
-                    name=name,
-                    diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}",
-                    side_names=("published", "rebuilt"),
-                )
-                for name in sorted(published)
-            ]
+    last = attempts[-1]
+    comparisons = last.comparisons
+    if not last.reproduced and diffoscope:
+        comparisons = _explain(resolution.published, out_dir, stages)
     report_path = out_dir / "compare-report.json"
     write_report(comparisons, report_path)
-    expected = {o.name: o.sha256 for o in plan.outputs}
-    matches = {c.name: c.verdict.a.sha256 == expected.get(c.name) for c in comparisons}
-    notes = list(resolution.notes)
-    notes += [
-        f"published {n} is not the artifact the provenance names (sha256 differs)"
-        for n, ok in matches.items()
-        if not ok
-    ]
     attestation = None
     with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
-        if signer is not None and (reproduced or attest_failures):
+        if signer is not None and (last.reproduced or attest_failures):
             attestation = _attest(
-                plan, resolution.origin, comparisons, reproduced, report_path, rebuilt_dir, out_dir, signer,
-                verifier_id, started,
+                last.plan, resolution.origin, comparisons, last.reproduced, report_path, out_dir / "rebuilt",
+                out_dir, signer, verifier_id, started,
             )  # fmt: skip
     report = VerifyReport(
-        reproduced,
-        plan,
-        resolution,
-        comparisons,
-        matches,
-        attestation,
-        out_dir / "verify-report.json",
-        stages.seconds,
-        fetched,
-        cached,
-        image_built,
-        build_seconds,
-        attempts,
-        notes,
-        image_lock,
+        reproduced=last.reproduced,
+        plan=last.plan,
+        resolution=resolution,
+        comparisons=comparisons,
+        attestation=attestation,
+        report=out_dir / "verify-report.json",
+        stages=stages.seconds,
+        fetched=[name for a in attempts for name in a.result.fetched],
+        cached=[name for a in attempts for name in a.result.cached],
+        image_built=any(a.result.image.built for a in attempts),
+        build_seconds=sum(a.result.build.seconds for a in attempts),
+        attempts=[a.record for a in attempts],
+        notes=list(resolution.notes),
+        image_lock=last.result.image.lock,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _try_candidate(
+    candidate: Candidate,
+    resolution: Resolution,
+    engine: Backends,
+    out_dir: Path,
+    stages: Stages,
+    byproducts: tuple[str, ...],
+) -> _Attempt:
+    """Rebuild one candidate into ``out_dir/rebuilt`` and compare each output with the published file."""
+    began = time.monotonic()
+    rebuilt_dir = out_dir / "rebuilt"
+    with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
+        result = run_plan(
+            candidate.plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
+        )
+        shutil.rmtree(rebuilt_dir, ignore_errors=True)
+        for name, path in [*result.outputs.items(), *result.extras.items()]:
+            (rebuilt_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, rebuilt_dir / name)
+    plan = dataclasses.replace(
+        candidate.plan, image=dataclasses.replace(candidate.plan.image, digest=result.image.digest)
+    )
+    if result.source_sha256:
+        plan = dataclasses.replace(plan, source=dataclasses.replace(plan.source, sha256=result.source_sha256))
+    published = resolution.published
+    with stages.stage("compare", f"comparing {len(published)} artifact(s) byte for byte"):
+        comparisons = [
+            compare_artifacts(published[name], rebuilt_dir / name, name=name, side_names=("published", "rebuilt"))
+            for name in sorted(published)
+        ]
+    reproduced = _decide(comparisons, plan.outputs)
+    record = AttemptRecord(
+        candidate.label,
+        plan.external_parameters()["environment"],
+        reproduced,
+        "identical" if reproduced else _classification(comparisons),
+        round(time.monotonic() - began, 3),
+    )
+    return _Attempt(plan, result, comparisons, record)
+
+
+def _explain(published: Mapping[str, Path], out_dir: Path, stages: Stages) -> list[ComparisonReport]:
+    """The last attempt compared again, with diffoscope's report beside the structural explanation."""
+    with stages.stage("explain", "running diffoscope on the last attempt"):
+        return [
+            compare_artifacts(
+                published[name],
+                out_dir / "rebuilt" / name,
+                name=name,
+                diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}",
+                side_names=("published", "rebuilt"),
+            )
+            for name in sorted(published)
+        ]
 
 
 def _classification(comparisons: Sequence[ComparisonReport]) -> str:

@@ -31,7 +31,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -264,6 +264,16 @@ class ImageBuilder:
                 "spec's mirror at a snapshot of the archive from the build date",
             )
         return image
+
+    def ensure_all(
+        self, specs: Sequence[ImageSpec], progress: Callable[[str, str], None] = lambda s, m: None
+    ) -> list[BuilderImage]:
+        """Each image, built only where it is not present (``rebuild image build``, the set-up)."""
+        images = []
+        for spec in specs:
+            progress("image", f"{spec.tag}: checking (a first build takes about a minute)")
+            images.append(self.ensure(spec))
+        return images
 
     @contextmanager
     def _build_lock(self, spec: ImageSpec) -> Iterator[None]:

@@ -82,7 +82,7 @@ def test_batch_keeps_going_after_a_failure(tmp_path: Path) -> None:
     args = ["verify", "pypi:demo==1.0", "pypi:demo==9.9", "--index-url", index, "--out", str(tmp_path / "v")]
     r = rebuild(*args)
     assert r.returncode == 2
-    assert "0 reproduced, 0 not reproduced, 2 could not rebuild of 2" in r.stdout
+    assert "0 reproduced, 0 not reproduced, 0 failed verification, 2 could not rebuild of 2" in r.stdout
     rows = json.loads(rebuild(*args, "--json").stdout)["results"]
     assert [row["verdict"] for row in rows] == ["could not rebuild"] * 2
     assert "has no sdist" in rows[0]["detail"] and "has no release 9.9" in rows[1]["detail"]
