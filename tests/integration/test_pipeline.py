@@ -84,8 +84,9 @@ def test_non_reproducible_example_is_explained_and_never_passed(keys: tuple[Path
     r = rebuild("verify", str(provenance_of(release)), "--key", str(keys[0]), "--out", str(out), "--attest-failures")
     assert r.returncode == 1, r.stderr
     assert "NOT REPRODUCED" in r.stdout
+    # BUILD_INFO carries a random id, so its content differs whatever the clock says; whether the tar mtimes
+    # differ too depends on the second each build ran in, so it is not asserted (compare's unit tests cover it)
     assert "content of 1 member" in r.stdout and "clock-1.0/BUILD_INFO" in r.stdout
-    assert "timestamps" in r.stdout
     assert not list(out.glob("*.rebuild.intoto.jsonl"))
     (failed,) = out.glob("*.rebuild-failed.intoto.jsonl")
     assert "PASSED" not in subprocess.run(
