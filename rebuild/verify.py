@@ -23,7 +23,7 @@ from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.keys import PublicKey, Signer
 from rebuild.attest.statements import ResourceRef, Subject
 from rebuild.build.sandbox import Limits
-from rebuild.errors import Error, PlanError, VerificationError
+from rebuild.errors import EnvironmentFailure, Error, PlanError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.pipeline import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -66,7 +66,7 @@ def clear_verdicts(out_dir: Path) -> None:
                 path.unlink()
 
 
-def write_failure_report(out_dir: Path, target: str, error: Error) -> Path:
+def write_failure_report(out_dir: Path, target: str, error: Error, exit_code: int | None = None) -> Path:
     """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced")."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "verify-report.json"
@@ -74,7 +74,7 @@ def write_failure_report(out_dir: Path, target: str, error: Error) -> Path:
         "target": target,
         "reproduced": False,
         "outcome": "failed verification" if error.exit_code == 1 else "could not verify",
-        "exit_code": error.exit_code,
+        "exit_code": error.exit_code if exit_code is None else exit_code,
         "error": error.message,
         "hint": error.hint,
     }
@@ -176,6 +176,12 @@ def verify_target(
         )  # fmt: skip
     except Error as e:
         write_failure_report(out_dir, target, e)
+        raise
+    except KeyboardInterrupt:
+        write_failure_report(out_dir, target, EnvironmentFailure("interrupted"), exit_code=130)
+        raise
+    except Exception as e:  # a bug: the report still says this run verified nothing
+        write_failure_report(out_dir, target, EnvironmentFailure(f"internal error: {type(e).__name__}: {e}"))
         raise
 
 

@@ -124,3 +124,27 @@ def test_a_rebuild_equal_to_the_published_file_is_no_pass_when_the_provenance_na
     with pytest.raises(VerificationError, match="is not the artifact the provenance names"):
         run(tmp_path, sandbox, resolution(tmp_path, [1], subject=b"what the provenance names"))
     assert sandbox.epochs == []  # refused before anything was built
+
+
+class CrashingSandbox(FakeSandbox):
+    def run(self, request: BuildRequest, out_dir: Path) -> BuildResult:
+        raise RuntimeError("a bug in a backend")
+
+
+def test_an_internal_error_still_leaves_a_report_that_says_nothing_was_verified(tmp_path: Path) -> None:
+    from rebuild.resolve.context import ResolveContext
+    from rebuild.verify import verify_target
+    from tests.unit.test_hostile_provenance import release, write_provenance
+
+    d, ext, deps, sha = release(tmp_path)
+    provenance = write_provenance(d, ext, deps, sha)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "verify-report.json").write_text('{"reproduced": true}')
+    context = ResolveContext(BlobCache(tmp_path / "cache"), RecipeBook(), out)
+    backends = Backends(CrashingSandbox(None), FakeImages(), BlobCache(tmp_path / "cache"))
+    with pytest.raises(RuntimeError, match="a bug in a backend"):
+        verify_target(str(provenance), out, context, RecipeBook(), lambda: backends)
+    report = json.loads((out / "verify-report.json").read_text())
+    assert report["reproduced"] is False and report["exit_code"] == 3
+    assert report["error"] == "internal error: RuntimeError: a bug in a backend"
