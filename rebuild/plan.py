@@ -20,9 +20,11 @@ from rebuild import fields
 from rebuild.attest import uris
 from rebuild.attest.statements import ParsedStatement, ResourceRef, Subject
 from rebuild.errors import PlanError
+from rebuild.untrusted import dig, require
 
 SOURCE_KINDS = ("tarball", "sdist", "git", "dsc")
 IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PROVENANCE = "provenance"  # how messages name the document a plan is read back from
 
 
 @dataclass(frozen=True)
@@ -222,30 +224,19 @@ def _source_digest(source: Source) -> dict[str, str]:
 # --- from provenance -------------------------------------------------------------
 
 
-def _get(doc: Any, path: str, kind: type | tuple[type, ...] = str) -> Any:
-    """``doc[a][b]...`` for a dotted path, or a PlanError naming the missing field."""
-    current = doc
-    for part in path.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            raise PlanError(f"provenance is missing field {path!r}", "the provenance cannot be rebuilt without it")
-        current = current[part]
-    if not isinstance(current, kind):
-        raise PlanError(f"provenance field {path!r} has the wrong type ({type(current).__name__})")
-    return current
+def _invalid(message: str) -> PlanError:
+    return PlanError(message, "the provenance cannot be rebuilt without it")
 
 
-def _list(doc: Mapping[str, Any], name: str) -> list[Any]:
-    value = doc.get(name, [])
-    if not isinstance(value, list):
-        raise PlanError(f"provenance field {name!r} is not a list")
-    return value
+def _optional_list(doc: Mapping[str, Any], name: str) -> list[Any]:
+    return require(doc, name, list, PROVENANCE, _invalid) if name in doc else []
 
 
 def _sha256_of(dep: Mapping[str, Any], what: str) -> str:
-    value = _get(dep, "digest.sha256") if isinstance(dep.get("digest"), Mapping) else None
-    if value is None or not is_valid_hex("sha256", value):
+    value = dig(dep, "digest", "sha256")
+    if not isinstance(value, str) or not is_valid_hex("sha256", value):
         raise PlanError(f"resolvedDependencies entry {what!r} has no valid sha256 digest")
-    return str(value)
+    return value
 
 
 def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
@@ -257,57 +248,67 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
     if stmt.predicate_type != uris.SLSA_PROVENANCE_V1:
         raise PlanError(f"not a SLSA provenance v1 statement ({stmt.predicate_type})")
     p = stmt.predicate
-    build_type = _get(p, "buildDefinition.buildType")
+    build_type = require(p, "buildDefinition.buildType", str, PROVENANCE, _invalid)
     if build_type != uris.BUILD_TYPE:
         raise PlanError(
             f"buildType {build_type!r} is not rebuild-verifier's; no adapter reads it yet",
             f"this version reads provenance with buildType {uris.BUILD_TYPE}",
         )
-    ext = _get(p, "buildDefinition.externalParameters", Mapping)
-    deps = {d.get("name"): d for d in _get(p, "buildDefinition.resolvedDependencies", list) if isinstance(d, Mapping)}
+    ext = require(p, "buildDefinition.externalParameters", dict, PROVENANCE, _invalid)
+    deps = {
+        d.get("name"): d
+        for d in require(p, "buildDefinition.resolvedDependencies", list, PROVENANCE, _invalid)
+        if isinstance(d, Mapping)
+    }
     for needed in ("source", "recipe", "builder-image"):
         if needed not in deps:
             raise PlanError(f"provenance is missing resolvedDependencies entry {needed!r}")
-    env = _get(ext, "environment", Mapping)
+    env = require(ext, "environment", dict, PROVENANCE, _invalid)
     epoch = env.get("SOURCE_DATE_EPOCH")
     if epoch is not None and not isinstance(epoch, int):
         raise PlanError("provenance field 'environment.SOURCE_DATE_EPOCH' is not an integer")
-    src_digest = _get(deps["source"], "digest", Mapping)
+    src_digest = require(deps["source"], "digest", dict, PROVENANCE, _invalid)
     inputs = []
     for name, dep in deps.items():
         if isinstance(name, str) and name.startswith("input:"):
             group, _, filename = name.removeprefix("input:").partition("/")
-            inputs.append(Input(group, filename, _get(dep, "uri"), _sha256_of(dep, name)))
+            inputs.append(Input(group, filename, require(dep, "uri", str, PROVENANCE, _invalid), _sha256_of(dep, name)))
     expected = {s.name: s.digest.get("sha256") for s in stmt.subjects}
-    outputs = tuple(Output(name, expected.get(name)) for name in _get(ext, "outputs", list))
+    outputs = tuple(Output(name, expected.get(name)) for name in require(ext, "outputs", list, PROVENANCE, _invalid))
     image_digest = "sha256:" + _sha256_of(deps["builder-image"], "builder-image")
     return BuildPlan(
         source=Source(
-            _get(ext, "source.uri"),
+            require(ext, "source.uri", str, PROVENANCE, _invalid),
             _sha256_of(deps["source"], "source"),
-            _get(ext, "source.kind"),
+            require(ext, "source.kind", str, PROVENANCE, _invalid),
             str(src_digest.get("gitCommit", "")),
         ),
-        recipe=RecipeRef(_get(ext, "recipe.name"), _get(ext, "recipe.version"), _sha256_of(deps["recipe"], "recipe")),
-        parameters=dict(_get(ext, "parameters", Mapping)),
+        recipe=RecipeRef(
+            require(ext, "recipe.name", str, PROVENANCE, _invalid),
+            require(ext, "recipe.version", str, PROVENANCE, _invalid),
+            _sha256_of(deps["recipe"], "recipe"),
+        ),
+        parameters=dict(require(ext, "parameters", dict, PROVENANCE, _invalid)),
         image=ImageRef(
-            _get(ext, "builderImage.reference"), image_digest, dict(_get(ext, "builderImage.spec", Mapping))
+            require(ext, "builderImage.reference", str, PROVENANCE, _invalid),
+            image_digest,
+            dict(require(ext, "builderImage.spec", dict, PROVENANCE, _invalid)),
         ),
         inputs=tuple(sorted(inputs, key=lambda i: (i.group, i.filename))),
         environment=Environment(
             epoch,
-            _get(env, "buildPath"),
-            _get(env, "TZ"),
-            _get(env, "locale"),
-            _get(env, "umask"),
+            require(env, "buildPath", str, PROVENANCE, _invalid),
+            require(env, "TZ", str, PROVENANCE, _invalid),
+            require(env, "locale", str, PROVENANCE, _invalid),
+            require(env, "umask", str, PROVENANCE, _invalid),
             fields.environment_extra(env.get("extra") or {}),
         ),
-        steps=tuple(_get(ext, "steps", list)),
+        steps=tuple(require(ext, "steps", list, PROVENANCE, _invalid)),
         outputs=outputs,
         inferences=tuple(
             Inference(str(i.get("field")), str(i.get("value")), str(i.get("reason")))
-            for i in _list(ext, "inferences")
+            for i in _optional_list(ext, "inferences")
             if isinstance(i, Mapping)
         ),
-        deviations=tuple(str(d) for d in _list(ext, "deviations") if isinstance(d, str)),
+        deviations=tuple(str(d) for d in _optional_list(ext, "deviations") if isinstance(d, str)),
     )

@@ -1,10 +1,17 @@
-"""Reading and showing documents written by someone else: the two functions every boundary uses.
+"""Reading and showing documents written by someone else: the functions every boundary uses.
 
 ``load_json`` parses a document strictly enough that two readers cannot see
 two different documents in the same bytes (duplicate keys are refused, not
 read last-wins), and boundedly (depth, size and integer length are capped,
 so a hostile file is a ``InputError``, never a ``RecursionError`` or a
 ``ValueError`` from deep inside the standard library).
+
+Values are then read out of the parsed document with ``dig`` and
+``dig_str`` (tolerant: a missing or mistyped field is ``None`` or "", for
+what is optional or only shown) or ``require`` (strict: the project's own
+error naming the field, for what a rebuild cannot do without). Nothing
+indexes into untrusted JSON directly. ``parse_rfc3339`` is the one reader of
+a date-time in a document.
 
 ``printable`` is the one escaping function for untrusted text on its way to
 a terminal or a log: lone surrogates (which cannot be encoded, and crashed
@@ -17,10 +24,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 from rebuild.errors import InputError
+
+T = TypeVar("T")
 
 MAX_DEPTH = 64  # SLSA, in-toto and Sigstore documents nest about 8 deep
 MAX_DOCUMENT_BYTES = 64 << 20
@@ -28,6 +38,10 @@ MAX_INTEGER_DIGITS = 40  # an epoch, a size, a log index: all far shorter
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 
 class _Refused(ValueError):
@@ -118,13 +132,74 @@ def printable(value: object, limit: int = 4096) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
-def json_field(doc: Any, path: str, kind: type | tuple[type, ...], what: str, error: Callable[[str], Exception]) -> Any:
-    """``doc[a][b]...`` for a dotted path, checked for ``kind``; ``error(message)`` names the missing field."""
+def dig(doc: object, *path: str, default: object = None) -> object:
+    """``doc[a][b]...`` through JSON objects, or ``default`` where a key is missing or a step is not an object.
+
+    Tolerant, for what is optional or only shown; a JSON ``null`` is a value (``None``), told apart from a
+    missing field only by a ``default`` of the caller's own.
+    """
     current = doc
-    for part in path.split("."):
-        if not isinstance(current, dict) or part not in current:
+    for key in path:
+        if not isinstance(current, Mapping) or key not in current:
+            return default
+        current = current[key]
+    return current
+
+
+def dig_str(doc: object, *path: str) -> str:
+    """The text at ``doc[a][b]...``, or "" when it is missing or not text."""
+    value = dig(doc, *path)
+    return value if isinstance(value, str) else ""
+
+
+def require(doc: object, path: str, kind: type[T], what: str, error: Callable[[str], Exception]) -> T:
+    """``doc[a][b]...`` for a dotted ``path``, of type ``kind`` (a bool is not an int).
+
+    Strict, for what cannot be done without: ``what`` names the document in the message.
+
+    Raises:
+        ``error(message)``: the field is missing, or is not a ``kind``; the message names the field.
+    """
+    current: object = doc
+    for key in path.split("."):
+        if not isinstance(current, Mapping) or key not in current:
             raise error(f"{what} is missing field {path!r}")
-        current = current[part]
+        current = current[key]
     if not isinstance(current, kind) or (kind is int and isinstance(current, bool)):
         raise error(f"{what} field {path!r} has the wrong type ({type(current).__name__})")
     return current
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time, in UTC, or None: how every time in a document is read.
+
+    The offset is required (``Z`` or ``+hh:mm``): VSA's ``timeVerified`` must
+    have one, PyPI's upload times (PEP 700) end in ``Z``, and a time without
+    one is local to no one knows where (and could not be compared with an
+    aware one). Stricter than ``datetime.fromisoformat``, which also takes a
+    date without a time, a time without an offset and week dates. A fraction
+    is cut to microseconds.
+    """
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = m.groups()
+    try:
+        offset = timedelta(0)
+        if sign is not None:
+            if int(off_h) > 23 or int(off_m) > 59:
+                return None
+            offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
+        when = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            59 if second == "60" else int(second),  # a leap second counts as :59
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(offset),
+        )
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None

@@ -20,6 +20,7 @@ from typing import Any
 from rebuild.attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, b64decode
 from rebuild.attest.statements import load_document
 from rebuild.errors import InputError, ProvenanceError
+from rebuild.untrusted import dig
 
 SIGSTORE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 MAX_FILE_BYTES = 64 << 20
@@ -128,18 +129,13 @@ def _from_sigstore_bundle(doc: Mapping[str, Any], origin: str, raw: bytes = b"")
     ]
 
 
-def _bundle_certificate(material: Any) -> str | None:
-    if not isinstance(material, Mapping):
-        return None
-    cert = material.get("certificate")
-    if isinstance(cert, Mapping) and isinstance(cert.get("rawBytes"), str):
-        return str(cert["rawBytes"])
-    chain = material.get("x509CertificateChain")
-    if isinstance(chain, Mapping) and isinstance(chain.get("certificates"), list) and chain["certificates"]:
-        first = chain["certificates"][0]
-        if isinstance(first, Mapping) and isinstance(first.get("rawBytes"), str):
-            return str(first["rawBytes"])
-    return None
+def _bundle_certificate(material: object) -> str | None:
+    cert = dig(material, "certificate", "rawBytes")
+    if isinstance(cert, str):
+        return cert
+    chain = dig(material, "x509CertificateChain", "certificates")
+    first = dig(chain[0], "rawBytes") if isinstance(chain, list) and chain else None
+    return first if isinstance(first, str) else None
 
 
 def _from_npm_response(doc: Mapping[str, Any], origin: str, raw: bytes) -> list[LoadedEnvelope]:
@@ -161,8 +157,7 @@ def _from_pep740_attestation(doc: Mapping[str, Any], origin: str, raw: bytes = b
         raise InputError(f"{origin}: PEP 740 attestation has no 'envelope' object")
     statement = b64decode(env.get("statement"), f"{origin}: envelope.statement")
     signature = b64decode(env.get("signature"), f"{origin}: envelope.signature")
-    material = doc.get("verification_material")
-    cert = material.get("certificate") if isinstance(material, Mapping) else None
+    cert = dig(doc, "verification_material", "certificate")
     return [
         LoadedEnvelope(
             Envelope(INTOTO_PAYLOAD_TYPE, statement, (Signature(signature),)),

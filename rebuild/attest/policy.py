@@ -33,9 +33,9 @@ from compare.digest import digest_file
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import LoadedEnvelope, read_envelopes
 from rebuild.attest.keys import PublicKey
-from rebuild.attest.statements import normalize_digest, parse_rfc3339, parse_statement
+from rebuild.attest.statements import normalize_digest, parse_statement
 from rebuild.errors import InputError
-from rebuild.untrusted import printable
+from rebuild.untrusted import dig, parse_rfc3339, printable
 
 DEFAULT_LEVELS = (uris.LEVEL_REPRODUCED,)
 CLOCK_SKEW = timedelta(minutes=5)
@@ -184,23 +184,16 @@ class AttestationVerdict:
 
 
 class _Missing:
+    """What ``dig`` gives for a field that is not there, told apart from a JSON null in checks and messages."""
+
     def __repr__(self) -> str:
         return "(missing)"
 
 
-MISSING: Any = _Missing()
+MISSING = _Missing()
 
 
-def _at(doc: Any, *path: str) -> Any:
-    """``doc[a][b]...`` or ``MISSING``; never indexes into something that is not an object."""
-    for name in path:
-        if not isinstance(doc, dict) or name not in doc:
-            return MISSING
-        doc = doc[name]
-    return doc
-
-
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     """An untrusted value in a message: its repr, escaped and bounded."""
     return printable(repr(value), 200)
 
@@ -219,12 +212,12 @@ def _duration(span: timedelta) -> str:
 
 
 def _result(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
-    result = _at(p, "verificationResult")
+    result = dig(p, "verificationResult", default=MISSING)
     return "" if result == "PASSED" else f"verification result is {_show(result)}, not PASSED"
 
 
 def _levels(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
-    levels = _at(p, "verifiedLevels")
+    levels = dig(p, "verifiedLevels", default=MISSING)
     if not isinstance(levels, list) or not all(isinstance(level, str) for level in levels):
         return f"verifiedLevels {_show(levels)} is not a list of strings"
     if not set(levels) & set(policy.required_levels):
@@ -235,17 +228,17 @@ def _levels(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
 def _verifier(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
     if policy.verifier_id is None:
         return ""
-    verifier_id = _at(p, "verifier", "id")
+    verifier_id = dig(p, "verifier", "id", default=MISSING)
     if verifier_id != policy.verifier_id:
         return f"verifier.id {_show(verifier_id)} is not the expected {_show(policy.verifier_id)}"
-    policy_uri = _at(p, "policy", "uri")
+    policy_uri = dig(p, "policy", "uri", default=MISSING)
     if policy_uri != policy.policy_uri:
         return f"policy.uri {_show(policy_uri)} is not the expected {_show(policy.policy_uri)}"
     return ""
 
 
 def _time(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
-    text = _at(p, "timeVerified")
+    text = dig(p, "timeVerified", default=MISSING)
     when = parse_rfc3339(text) if isinstance(text, str) else None
     if when is None:
         return f"timeVerified {_show(text)} is not an RFC 3339 date-time with an offset"
@@ -261,15 +254,15 @@ def _time(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
 
 def _fields(p: Mapping[str, Any], policy: Policy, now: datetime) -> str:
     """The fields shown with an accepted summary have the types the VSA spec gives them."""
-    verifier = _at(p, "verifier")
+    verifier = dig(p, "verifier", default=MISSING)
     if verifier is not MISSING and not (isinstance(verifier, dict) and isinstance(verifier.get("id", ""), str)):
         return f"verifier {_show(verifier)} is not an object with a string id"
-    policy_field = _at(p, "policy")
+    policy_field = dig(p, "policy", default=MISSING)
     if policy_field is not MISSING and not (
         isinstance(policy_field, dict) and isinstance(policy_field.get("uri", ""), str)
     ):
         return f"policy {_show(policy_field)} is not an object with a string uri"
-    resource = _at(p, "resourceUri")
+    resource = dig(p, "resourceUri", default=MISSING)
     if resource is not MISSING and not isinstance(resource, str):
         return f"resourceUri {_show(resource)} is not a string"
     inputs = p.get("inputAttestations", [])
@@ -341,15 +334,15 @@ def check_envelope(loaded: LoadedEnvelope, policy: Policy, now: datetime) -> Env
             check.problem = f"{loaded.origin}: {problem}"
             return check
     check.stage = ACCEPTED
-    verifier_id, policy_uri = _at(p, "verifier", "id"), _at(p, "policy", "uri")
+    verifier_id, policy_uri, levels = dig(p, "verifier", "id"), dig(p, "policy", "uri"), dig(p, "verifiedLevels")
     check.summary = {  # every value checked above: strings, lists of strings, lists of objects
         "subject": subject.name,
         "digest": f"{policy.algorithm}:{policy.digest}",
         "verifier": verifier_id if isinstance(verifier_id, str) else None,
         "policyUri": policy_uri if isinstance(policy_uri, str) else None,
-        "timeVerified": _at(p, "timeVerified"),
+        "timeVerified": dig(p, "timeVerified"),
         "resourceUri": p.get("resourceUri"),
-        "verifiedLevels": list(_at(p, "verifiedLevels")),
+        "verifiedLevels": list(levels) if isinstance(levels, list) else [],
         "inputAttestations": list(p.get("inputAttestations", [])),
         "deviations": list(p.get("deviations", [])),
         "signers": list(check.signers),

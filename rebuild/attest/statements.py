@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from compare.digest import is_valid_hex
@@ -31,10 +31,6 @@ WEAK_DIGESTS = frozenset({"md5", "sha1"})
 _ALGORITHM = re.compile(r"[a-z0-9_-]{1,64}")
 _OPAQUE_VALUE = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no space
 _HEX = re.compile(r"[0-9a-f]+")
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
-)
 
 
 @dataclass(frozen=True)
@@ -66,39 +62,6 @@ class ResourceRef:
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime | None:
-    """An RFC 3339 date-time (an offset is required) in UTC, or None.
-
-    Stricter than ``datetime.fromisoformat``, which also takes dates without
-    a time, times without an offset (local to whom?) and week dates.
-    """
-    m = _RFC3339.fullmatch(text)
-    if m is None:
-        return None
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = m.groups()
-    seconds = int(second)
-    seconds = 59 if seconds == 60 else seconds  # a leap second counts as :59
-    try:
-        offset = timedelta(0)
-        if sign is not None:
-            if int(off_h) > 23 or int(off_m) > 59:
-                return None
-            offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
-        when = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            seconds,
-            int((fraction or "0")[:6].ljust(6, "0")),
-            tzinfo=timezone(offset),
-        )
-        return when.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
 
 
 def normalize_digest(algorithm: str, value: str) -> str:

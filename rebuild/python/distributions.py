@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from rebuild.errors import InputError
 from rebuild.plan import Inference
@@ -109,10 +110,6 @@ class SdistFacts:
     pkg_info_mtime: int | None
 
 
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def read_wheel(path: Path) -> WheelFacts:
     """Raises: InputError: not a readable wheel."""
     try:
@@ -170,7 +167,7 @@ def pin(requirement: str, version: str) -> str:
 
 
 def requirement_name(requirement: str) -> str:
-    return normalize(Requirement(requirement).name)
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def is_fixed_time_backend(backend: str) -> bool:

@@ -8,18 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
-from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from rebuild.errors import FetchError, InputError
 from rebuild.fetch.fetcher import USER_AGENT
-from rebuild.python import distributions
-from rebuild.untrusted import load_json
+from rebuild.untrusted import dig, dig_str, load_json, parse_rfc3339
 
-MAX_INDEX_PAGE = MAX_INDEX_PAGE = 64 << 20  # the largest simple-index pages (thousands of files) are a few MiB
+MAX_INDEX_PAGE = 64 << 20  # the largest simple-index pages (thousands of files) are a few MiB
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -60,15 +64,6 @@ class _Links(HTMLParser):
             self.links.append(dict(attrs))
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 class SimpleIndex:
     """A PEP 503 / PEP 691 simple index (https://, http:// or file://)."""
 
@@ -78,7 +73,7 @@ class SimpleIndex:
         self._pages: dict[str, list[IndexFile]] = {}  # one read per project and run
 
     def project_url(self, name: str) -> str:
-        return urljoin(self.url, distributions.normalize(name) + "/")
+        return urljoin(self.url, canonicalize_name(name) + "/")
 
     def files(self, name: str) -> list[IndexFile]:
         """Raises: InputError: no such project (exit 2); FetchError: the index cannot be read (exit 3)."""
@@ -125,17 +120,18 @@ class SimpleIndex:
         except InputError as e:
             raise FetchError(e.message) from e
         files = []
-        for item in doc.get("files", []) if isinstance(doc, dict) else []:
-            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+        items = dig(doc, "files")
+        for item in items if isinstance(items, list) else []:
+            url = dig_str(item, "url")
+            if not url:
                 continue
-            sha = (item.get("hashes") or {}).get("sha256", "")
             files.append(
                 IndexFile(
-                    str(item.get("filename", "")),
-                    urljoin(base, item["url"]),
-                    sha,
-                    _time(item.get("upload-time")),
-                    bool(item.get("yanked")),
+                    dig_str(item, "filename"),
+                    urljoin(base, url),
+                    dig_str(item, "hashes", "sha256"),
+                    parse_rfc3339(dig_str(item, "upload-time")),
+                    bool(dig(item, "yanked")),
                 )
             )
         return files
@@ -156,7 +152,7 @@ class SimpleIndex:
                     unquote(url.rsplit("/", 1)[-1]),
                     url,
                     value if algo == "sha256" else "",
-                    _time(attrs.get("data-upload-time")),
+                    parse_rfc3339(attrs.get("data-upload-time") or ""),
                     "data-yanked" in attrs,
                 )
             )

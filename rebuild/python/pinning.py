@@ -6,7 +6,7 @@ from datetime import datetime
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from rebuild.errors import FetchError, InputError, PlanError
@@ -29,7 +29,7 @@ def pin_build_requirements(
     the other requirements are left to pip's newest match, and that is recorded.
     """
     inferences = []
-    pinned: dict[str, str] = {}
+    pinned: dict[NormalizedName, str] = {}
     wheel = wheel or distributions.WheelFacts("", "", "", ())
     generator_dist = distributions.GENERATOR_DISTRIBUTIONS.get(wheel.generator_name.lower())
     if in_tree_backend:
@@ -39,7 +39,7 @@ def pin_build_requirements(
     if generator_dist and wheel.generator_version and "+" in wheel.generator_version:
         inferences.append(Inference("backend", wheel.generator, "a local version, not on the index: not pinned"))
     elif generator_dist and wheel.generator_version:
-        pinned[distributions.normalize(generator_dist)] = wheel.generator_version
+        pinned[canonicalize_name(generator_dist)] = wheel.generator_version
         inferences.append(
             Inference(
                 generator_dist,
@@ -50,13 +50,13 @@ def pin_build_requirements(
     elif wheel.generator:
         inferences.append(Inference("backend", "unpinned", f"Generator {wheel.generator!r} is not one this maps"))
     out = []
-    names = set()
+    names: set[NormalizedName] = set()
     for text in requires:
         try:
             req = Requirement(text)
         except InvalidRequirement as e:
             raise PlanError(f"the build-system.requires entry {text!r} is invalid: {e}") from e
-        key = distributions.normalize(req.name)
+        key = canonicalize_name(req.name)
         names.add(key)
         if key in pinned:
             out.append(distributions.pin(text, pinned[key]))
@@ -111,7 +111,7 @@ def resolve_as_of(
         changed = False
         for item in inputs:
             name, version = parse_wheel_filename(item.filename)[:2]
-            key = distributions.normalize(str(name))
+            key = canonicalize_name(str(name))
             newest = _newest_before(index, key, SpecifierSet(), when)
             if newest and version > Version(newest) and constraints.get(key) != newest:
                 constraints[key] = newest

@@ -18,6 +18,7 @@ from pathlib import Path
 from rebuild.errors import FetchError, InputError
 from rebuild.plan import Inference, Input
 from rebuild.python.distributions import read_build_system
+from rebuild.untrusted import dig, dig_str
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 BUILDER_PYTHON = "3.11"  # Debian bookworm's python3
@@ -77,14 +78,15 @@ def resolve_wheelhouse(
             raise FetchError(f"could not resolve build requirements {requirements}: {tail}")
         doc = json.loads(report.read_text())
     inputs = []
-    for item in doc.get("install", []):
-        info = item.get("download_info", {})
-        url = info.get("url", "")
-        sha = info.get("archive_info", {}).get("hashes", {}).get("sha256") or info.get("archive_info", {}).get(
-            "hash", ""
-        ).removeprefix("sha256=")
+    installed = dig(doc, "install")
+    for item in installed if isinstance(installed, list) else []:
+        info = dig(item, "download_info")
+        url = dig_str(info, "url")
+        sha = dig_str(info, "archive_info", "hashes", "sha256") or dig_str(info, "archive_info", "hash").removeprefix(
+            "sha256="
+        )
         if not url or not sha:
-            raise FetchError(f"pip's resolver gave no URL and sha256 for {item.get('metadata', {}).get('name')}")
+            raise FetchError(f"pip's resolver gave no URL and sha256 for {dig(item, 'metadata', 'name')}")
         inputs.append(Input("wheelhouse", url.rsplit("/", 1)[-1].split("#")[0], url, sha))
     return tuple(sorted(inputs, key=lambda i: i.filename))
 

@@ -164,6 +164,36 @@ def test_a_missing_field_is_named(path: str) -> None:
         plan_from_provenance(parse_statement(json.dumps(doc).encode()))
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("buildDefinition.externalParameters.steps", "make dist", r"field 'steps' has the wrong type \(str\)"),
+        ("buildDefinition.externalParameters.source.uri", 5, r"field 'source.uri' has the wrong type \(int\)"),
+        ("buildDefinition.externalParameters.inferences", {}, r"field 'inferences' has the wrong type \(dict\)"),
+        ("buildDefinition.externalParameters.environment.TZ", 0, r"field 'TZ' has the wrong type \(int\)"),
+    ],
+    ids=["steps", "source", "inferences", "tz"],
+)
+def test_a_mistyped_field_is_named(path: str, value: object, message: str) -> None:
+    doc = json.loads(_provenance(PLAN))
+    holder = doc["predicate"]
+    *parents, last = path.split(".")
+    for p in parents:
+        holder = holder[p]
+    holder[last] = value
+    with pytest.raises(PlanError, match=message):
+        plan_from_provenance(parse_statement(json.dumps(doc).encode()))
+
+
+def test_a_dependency_without_a_sha256_is_named() -> None:
+    doc = json.loads(_provenance(PLAN))
+    for dep in doc["predicate"]["buildDefinition"]["resolvedDependencies"]:
+        if dep["name"] == "recipe":
+            dep["digest"] = {"sha512": "66" * 64}
+    with pytest.raises(PlanError, match="resolvedDependencies entry 'recipe' has no valid sha256 digest"):
+        plan_from_provenance(parse_statement(json.dumps(doc).encode()))
+
+
 def test_a_missing_dependency_is_named() -> None:
     doc = json.loads(_provenance(PLAN))
     deps = doc["predicate"]["buildDefinition"]["resolvedDependencies"]

@@ -78,14 +78,10 @@ def test_sdist_build_system_and_legacy_default(tmp_path: Path) -> None:
 
 def test_epoch_candidates_follow_the_backend(tmp_path: Path) -> None:
     wheel = dist.read_wheel(make_wheel(tmp_path / "w.whl", "hatchling 1.0", (2024, 1, 1, 0, 0, 0)))
-    hatch = dist.SdistFacts(
-        "demo-1.0", dist.BuildSystem(("hatchling",), "hatchling.build"), 1600000000
-    )
+    hatch = dist.SdistFacts("demo-1.0", dist.BuildSystem(("hatchling",), "hatchling.build"), 1600000000)
     first = epoch_candidates(hatch, wheel)
     assert [value for _, value, _ in first] == [calendar.timegm((2024, 1, 1, 0, 0, 0)), 1600000000, None]
-    flit = dist.SdistFacts(
-        "demo-1.0", dist.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000
-    )
+    flit = dist.SdistFacts("demo-1.0", dist.BuildSystem(("flit_core",), "flit_core.buildapi"), 1600000000)
     assert epoch_candidates(flit, wheel)[0][1] is None  # fixed-timestamp backends: unset first
     zoned = epoch_candidates(hatch, wheel, ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"))
     assert zoned[0] == (
@@ -109,9 +105,7 @@ def test_time_zone_of_the_publisher_from_zip_times(tmp_path: Path) -> None:
 
 
 def test_umask_from_the_project_files_not_the_record(tmp_path: Path) -> None:
-    assert dist.read_wheel(
-        make_wheel(tmp_path / "a.whl", "flit 1", (2024, 1, 1, 0, 0, 0), 0o664)
-    ).group_writable
+    assert dist.read_wheel(make_wheel(tmp_path / "a.whl", "flit 1", (2024, 1, 1, 0, 0, 0), 0o664)).group_writable
     assert not dist.read_wheel(make_wheel(tmp_path / "b.whl", "flit 1", (2024, 1, 1, 0, 0, 0))).group_writable
 
 
@@ -133,6 +127,39 @@ def test_simple_index_html_and_json(tmp_path: Path) -> None:
     assert parsed[0].url == "https://pypi.example/f/demo-1.0.tar.gz" and parsed[0].sha256 == "c" * 64
     with pytest.raises(InputError, match=r"no project .nothing."):
         SimpleIndex(f"file://{tmp_path}/simple").files("nothing")
+
+
+@pytest.mark.parametrize(
+    ("name", "normalized"),
+    [("Demo", "demo"), ("Foo.Bar_baz", "foo-bar-baz"), ("a--_.b", "a-b"), ("zope.interface", "zope-interface")],
+    ids=["case", "separators", "runs", "dots"],
+)
+def test_the_index_page_of_a_project_is_under_its_pep503_name(name: str, normalized: str) -> None:
+    assert SimpleIndex("https://pypi.example/simple").project_url(name) == f"https://pypi.example/simple/{normalized}/"
+
+
+@pytest.mark.parametrize(
+    ("uploaded", "expected"),
+    [
+        ("2024-01-02T03:04:05.123456Z", datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)),
+        ("2024-01-02T05:04:05+02:00", datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2024-01-02T03:04:05", None),  # no offset: not comparable with the wheel's time
+        ("2024-01-02", None),
+        (1704164645, None),
+        (None, None),
+    ],
+    ids=["pep700", "offset", "no-offset", "date-only", "number", "null"],
+)
+def test_upload_times_are_rfc3339_with_an_offset(uploaded: object, expected: datetime | None) -> None:
+    item = {"filename": "demo-1.0.tar.gz", "url": "/f/demo-1.0.tar.gz", "upload-time": uploaded}
+    (parsed,) = SimpleIndex._from_json(json.dumps({"files": [item]}).encode(), "https://pypi.example/simple/demo/")
+    assert parsed.upload_time == expected
+
+
+def test_a_malformed_index_entry_is_read_tolerantly() -> None:
+    items = [{"url": "/f/a.tar.gz", "hashes": ["sha256"], "filename": 7}, {"url": 3}, "x"]
+    (parsed,) = SimpleIndex._from_json(json.dumps({"files": items}).encode(), "https://pypi.example/simple/demo/")
+    assert (parsed.filename, parsed.sha256, parsed.upload_time) == ("", "", None)
 
 
 def test_release_selection_and_its_refusals(tmp_path: Path) -> None:
