@@ -11,23 +11,16 @@ every other buildType goes through ``slsa.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from rebuild.attest import uris
 from rebuild.errors import InputError, ProvenanceError, VerificationError
-from rebuild.plan import Output, plan_from_provenance
-from rebuild.resolution import Candidate, Resolution
+from rebuild.plan import plan_from_provenance
+from rebuild.resolution import Candidate, Resolution, SignatureStatus
 from rebuild.resolve.context import ResolveContext
-from rebuild.resolve.statements import (
-    SLSA_PROVENANCE_TYPES,
-    SignatureStatus,
-    file_digests,
-    names_artifact,
-    read_statements,
-    subject_for,
-)
-from rebuild.untrusted import printable
+from rebuild.resolve.published import find_published, held_digests
+from rebuild.resolve.statements import SLSA_PROVENANCE_TYPES, names_artifact, read_statements, subject_for
+from rebuild.untrusted import dig_str, printable
 
 
 def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
@@ -47,7 +40,7 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
                 f"{path}: provenance is not signed by a trusted key",
                 "every SLSA statement in it is unsigned, or signed by another key (--provenance-key)",
             )
-    held = {p: file_digests(p) for p in ctx.artifacts}  # each file the user holds is read once
+    held = held_digests(ctx.artifacts)
     for artifact, digests in held.items():
         if not any(subject_for(f.statement, digests) for f in provenance):
             named = any(names_artifact(f.statement, artifact) for f in provenance)
@@ -60,35 +53,32 @@ def resolve_provenance_file(path: Path, ctx: ResolveContext) -> Resolution:
     if held:
         provenance = [f for f in provenance if any(subject_for(f.statement, d) for d in held.values())]
     chosen = provenance[0]
-    build_type = str(chosen.statement.predicate.get("buildDefinition", {}).get("buildType", ""))
+    elsewhere = [p.name for p, d in held.items() if not subject_for(chosen.statement, d)]
+    if elsewhere:
+        raise InputError(
+            f"--artifact {', '.join(elsewhere)}: another statement in {path.name} is about it, "
+            f"not the one rebuilt from ({chosen.loaded.origin})",
+            "verify the artifacts of one statement at a time",
+        )
+    build_type = dig_str(chosen.statement.predicate, "buildDefinition", "buildType")
     if chosen.statement.predicate_type == uris.SLSA_PROVENANCE_V1 and build_type == uris.BUILD_TYPE:
         plan = plan_from_provenance(chosen.statement)
+        subjects = {s.name: s.digest for s in chosen.statement.subjects}
+        published = find_published(
+            {o.name: subjects.get(o.name, {}) for o in plan.outputs}, held, path.parent, path.name
+        )
+        for output in plan.outputs:
+            if output.name not in published:
+                raise InputError(
+                    f"published artifact {output.name} not found at {path.parent / output.name}",
+                    "pass it with --artifact FILE",
+                )
         return Resolution(
             target=str(path),
             candidates=[Candidate("as recorded", plan)],
-            published=_published_beside(plan.outputs, path, ctx.artifacts),
+            published=published,
             origin=path,
-            signature_status=str(chosen.signature),
+            signature_status=chosen.signature,
             summary={"buildType": build_type, "subjects": [s.name for s in chosen.statement.subjects]},
         )
     return resolve_foreign(path, chosen, ctx, held)
-
-
-def _published_beside(outputs: Sequence[Output], provenance: Path, given: Sequence[Path]) -> dict[str, Path]:
-    """The published artifacts to compare against: given files, else the outputs beside the provenance."""
-    names = [o.name for o in outputs]
-    if given:
-        by_name = {p.name: p for p in given}
-        unknown = sorted(set(by_name) - set(names))
-        if unknown:
-            raise InputError(
-                f"--artifact {', '.join(unknown)} is not an output of this provenance",
-                f"its outputs are: {', '.join(names)}",
-            )
-        chosen = by_name
-    else:
-        chosen = {name: provenance.parent / name for name in names}
-    for name, path in chosen.items():
-        if not path.is_file():
-            raise InputError(f"published artifact {name} not found at {path}", "pass it with --artifact FILE")
-    return chosen

@@ -22,7 +22,7 @@ from rebuild.plan import Environment, Inference, Output, Source
 from rebuild.python import distributions
 from rebuild.python.index import IndexFile, SimpleIndex
 from rebuild.python.pinning import epoch_candidates, pin_build_requirements, resolve_as_of
-from rebuild.resolution import Candidate, Resolution
+from rebuild.resolution import Candidate, Resolution, Signature, SignatureStatus
 from rebuild.resolve.context import ResolveContext, write_origin
 
 RECIPE = "python-wheel"
@@ -159,7 +159,9 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         candidates=candidates,
         published={wheel.filename: wheel_path},
         origin=origin,
-        signature_status="not signed (files checked against the index's sha256)",
+        signature_status=Signature(
+            SignatureStatus.UNSIGNED, detail="not signed (files checked against the index's sha256)"
+        ),
         summary=summary,
         notes=notes,
     )

@@ -3,8 +3,10 @@
 Read tolerantly: unknown fields are kept, and the quirks of real generators
 are accepted (``buildInvocationID`` or ``buildInvocationId``; the git source
 in ``resolvedDependencies``, ``materials``, ``configSource`` or the
-``GITHUB_*`` parameters; ``sha1`` or ``gitCommit``). ``describe`` says what a
-statement claims and what would be rebuilt; ``resolve_foreign`` maps it to a
+``GITHUB_*`` parameters; ``sha1`` or ``gitCommit``). ``what_rebuilds``
+decides what a statement would rebuild (``Recorded``, ``Rebuildable`` or
+``NotRebuildable``); ``describe`` says what a statement claims and serialises
+that decision; ``resolve_foreign`` acts on it and maps the statement to a
 plan: the git commit as the source, the ecosystem from the subjects (Python
 wheel/sdist, npm tarball), and the recipe for it. What the provenance does
 not record (tool versions, the time) is inferred and recorded as inference.
@@ -32,7 +34,9 @@ from rebuild.python.pinning import pin_build_requirements
 from rebuild.python.wheelhouse import resolve_wheelhouse
 from rebuild.resolution import Candidate, Resolution
 from rebuild.resolve.context import ResolveContext
-from rebuild.resolve.statements import FoundStatement, file_digests, subject_for
+from rebuild.resolve.published import file_digests, find_published, has_digest
+from rebuild.resolve.statements import FoundStatement
+from rebuild.untrusted import dig, dig_str
 
 PYTHON_RECIPE = "python-build"
 NPM_RECIPE = "npm-pack"
@@ -61,69 +65,51 @@ class ForeignProvenance:
     entry_point: str
 
 
-def _dig(doc: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(part)
-    return doc
+def _strings(value: object) -> tuple[str, ...]:
+    """The strings of a JSON list (anything else in it skipped), or () when it is not a list."""
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _git_from(ref: Any, where: str) -> GitSource | None:
+def _git_from(ref: object, where: str) -> GitSource | None:
     """A git source from a ResourceDescriptor / material: ``git+URI@REF`` with a gitCommit/sha1 digest."""
-    if not isinstance(ref, Mapping):
-        return None
-    uri = _str(ref.get("uri"))
-    digest = ref.get("digest")
-    digest = digest if isinstance(digest, Mapping) else {}
-    commit = _str(digest.get("gitCommit")) or _str(digest.get("sha1"))
+    uri = dig_str(ref, "uri")
+    commit = dig_str(ref, "digest", "gitCommit") or dig_str(ref, "digest", "sha1")
     if not uri.startswith("git+") or not _HEX.match(commit.lower()):
         return None
     repository, git_ref = split_uri(uri)
     return GitSource(repository, git_ref, commit.lower(), where)
 
 
-def _git_from_github_env(env: Any, where: str) -> GitSource | None:
+def _git_from_github_env(env: object, where: str) -> GitSource | None:
     """slsa-github-generator's delegator and npm's v0.2 record GITHUB_REPOSITORY / GITHUB_SHA / GITHUB_REF."""
-    if not isinstance(env, Mapping):
-        return None
-    repo = _str(env.get("GITHUB_REPOSITORY")) or _str(env.get("github_repository"))
-    sha = (_str(env.get("GITHUB_SHA")) or _str(env.get("github_sha1"))).lower()
+    repo = dig_str(env, "GITHUB_REPOSITORY") or dig_str(env, "github_repository")
+    sha = (dig_str(env, "GITHUB_SHA") or dig_str(env, "github_sha1")).lower()
     if not repo or not _HEX.match(sha):
         return None
-    server = _str(env.get("GITHUB_SERVER_URL")) or "https://github.com"
-    return GitSource(f"{server}/{repo}", _str(env.get("GITHUB_REF")) or _str(env.get("github_ref")), sha, where)
+    server = dig_str(env, "GITHUB_SERVER_URL") or "https://github.com"
+    return GitSource(f"{server}/{repo}", dig_str(env, "GITHUB_REF") or dig_str(env, "github_ref"), sha, where)
 
 
 def read_foreign(stmt: ParsedStatement) -> ForeignProvenance:
     """The parts of a SLSA provenance statement a rebuild needs, whichever version wrote it."""
     p = stmt.predicate
     if stmt.predicate_type == uris.SLSA_PROVENANCE_V1:
-        deps = _dig(p, "buildDefinition", "resolvedDependencies")
+        deps = dig(p, "buildDefinition", "resolvedDependencies")
         source = None
         for i, dep in enumerate(deps if isinstance(deps, list) else []):
             source = _git_from(dep, f"resolvedDependencies[{i}]")
             if source:
                 break
-        internal = _dig(p, "buildDefinition", "internalParameters")
+        internal = dig(p, "buildDefinition", "internalParameters")
         source = source or _git_from_github_env(internal, "internalParameters")
-        workflow = _dig(p, "buildDefinition", "externalParameters", "workflow")
         return ForeignProvenance(
             "v1",
-            _str(_dig(p, "buildDefinition", "buildType")),
-            _str(_dig(p, "runDetails", "builder", "id")),
-            _str(_dig(p, "runDetails", "metadata", "invocationId"))
-            or _str(_dig(p, "runDetails", "metadata", "invocationID")),
+            dig_str(p, "buildDefinition", "buildType"),
+            dig_str(p, "runDetails", "builder", "id"),
+            dig_str(p, "runDetails", "metadata", "invocationId")
+            or dig_str(p, "runDetails", "metadata", "invocationID"),
             source,
-            _str(_dig(workflow, "path")),
+            dig_str(p, "buildDefinition", "externalParameters", "workflow", "path"),
         )
     # v0.2 (and v0.1: recipe instead of invocation)
     materials = p.get("materials")
@@ -132,19 +118,17 @@ def read_foreign(stmt: ParsedStatement) -> ForeignProvenance:
         source = _git_from(material, f"materials[{i}]")
         if source:
             break
-    source = source or _git_from(_dig(p, "invocation", "configSource"), "invocation.configSource")
-    source = source or _git_from_github_env(_dig(p, "invocation", "environment"), "invocation.environment")
-    metadata = p.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
-    invocation = _str(metadata.get("buildInvocationId")) or _str(metadata.get("buildInvocationID"))
-    build_type = _str(p.get("buildType")) or _str(_dig(p, "recipe", "type"))
+    source = source or _git_from(dig(p, "invocation", "configSource"), "invocation.configSource")
+    source = source or _git_from_github_env(dig(p, "invocation", "environment"), "invocation.environment")
+    invocation = dig_str(p, "metadata", "buildInvocationId") or dig_str(p, "metadata", "buildInvocationID")
+    build_type = dig_str(p, "buildType") or dig_str(p, "recipe", "type")
     return ForeignProvenance(
         "v0.2" if stmt.predicate_type.endswith("v0.2") else "v0.1",
         build_type,
-        _str(_dig(p, "builder", "id")),
+        dig_str(p, "builder", "id"),
         invocation,
         source,
-        _str(_dig(p, "invocation", "configSource", "entryPoint")) or _str(_dig(p, "recipe", "entryPoint")),
+        dig_str(p, "invocation", "configSource", "entryPoint") or dig_str(p, "recipe", "entryPoint"),
     )
 
 
@@ -190,6 +174,82 @@ def classify_subject(subject: Subject) -> Target:
     return Target("other", base, subject)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What this project's own provenance records it rebuilds: the recipe, its outputs, the steps, the environment."""
+
+    recipe: str
+    outputs: tuple[str, ...]
+    steps: tuple[str, ...]
+    environment: Mapping[str, object]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "outputs": list(self.outputs),
+            "willRun": list(self.steps),
+            "environment": dict(self.environment),
+        }
+
+
+@dataclass(frozen=True)
+class Rebuildable:
+    """A foreign statement a recipe rebuilds (its steps are the recipe's, known once the plan is made)."""
+
+    recipe: str
+    outputs: tuple[str, ...]
+    source: GitSource
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"possible": True, "recipe": self.recipe, "outputs": list(self.outputs)}
+
+
+@dataclass(frozen=True)
+class NotRebuildable:
+    """Why nothing can be rebuilt from a statement."""
+
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"possible": False, "reason": self.reason}
+
+
+def rebuildable(foreign: ForeignProvenance, targets: Sequence[Target]) -> Rebuildable | NotRebuildable:
+    """Whether a recipe rebuilds a foreign statement's subjects from its git source, and which."""
+    if foreign.source is None:
+        return NotRebuildable("the provenance records no git source (repository + commit)")
+    kinds = {t.ecosystem for t in targets}
+    outputs = tuple(t.output for t in targets)
+    if kinds <= {"python-wheel", "python-sdist"}:
+        return Rebuildable(PYTHON_RECIPE, outputs, foreign.source)
+    if kinds == {"npm"}:
+        return Rebuildable(NPM_RECIPE, outputs, foreign.source)
+    others = ", ".join(t.output for t in targets if t.ecosystem == "other")
+    return NotRebuildable(
+        f"no recipe rebuilds {others or 'mixed ecosystems'} from buildType {foreign.build_type or '?'}"
+    )
+
+
+def what_rebuilds(stmt: ParsedStatement) -> Recorded | Rebuildable | NotRebuildable:
+    """What a rebuild of one statement would be, whichever kind of statement it is."""
+    if stmt.predicate_type == uris.SLSA_PROVENANCE_V1 and _is_own(stmt):
+        ext = dig(stmt.predicate, "buildDefinition", "externalParameters")
+        environment = dig(ext, "environment")
+        return Recorded(
+            dig_str(ext, "recipe", "name"),
+            _strings(dig(ext, "outputs")),
+            _strings(dig(ext, "steps")),
+            environment if isinstance(environment, Mapping) else {},
+        )
+    if not stmt.predicate_type.startswith("https://slsa.dev/provenance/"):
+        return NotRebuildable("not SLSA provenance (nothing to rebuild from)")
+    return rebuildable(read_foreign(stmt), [classify_subject(s) for s in stmt.subjects])
+
+
+def _is_own(stmt: ParsedStatement) -> bool:
+    return dig(stmt.predicate, "buildDefinition", "buildType") == uris.BUILD_TYPE
+
+
 def describe(found: FoundStatement) -> dict[str, Any]:
     """Everything `rebuild provenance show` prints about one statement."""
     stmt = found.statement
@@ -201,24 +261,18 @@ def describe(found: FoundStatement) -> dict[str, Any]:
         "predicateType": stmt.predicate_type,
         "subjects": [{"name": s.name, "digest": dict(s.digest)} for s in stmt.subjects],
     }
-    if stmt.predicate_type == uris.SLSA_PROVENANCE_V1 and _dig(stmt.predicate, "buildDefinition", "buildType") == (
-        uris.BUILD_TYPE
-    ):
-        ext = _dig(stmt.predicate, "buildDefinition", "externalParameters") or {}
+    rebuild = what_rebuilds(stmt)
+    if isinstance(rebuild, Recorded):
+        ext = dig(stmt.predicate, "buildDefinition", "externalParameters")
         doc.update(
-            builder=_str(_dig(stmt.predicate, "runDetails", "builder", "id")),
+            builder=dig_str(stmt.predicate, "runDetails", "builder", "id"),
             buildType=uris.BUILD_TYPE,
-            source={"uri": _str(_dig(ext, "source", "uri")), "commit": _str(_dig(ext, "source", "commit"))},
-            rebuild={
-                "recipe": _str(_dig(ext, "recipe", "name")),
-                "outputs": [o for o in _list(_dig(ext, "outputs")) if isinstance(o, str)],
-                "willRun": [step for step in _list(_dig(ext, "steps")) if isinstance(step, str)],
-                "environment": _dig(ext, "environment") if isinstance(_dig(ext, "environment"), Mapping) else {},
-            },
+            source={"uri": dig_str(ext, "source", "uri"), "commit": dig_str(ext, "source", "commit")},
+            rebuild=rebuild.as_dict(),
         )
         return doc
     if not stmt.predicate_type.startswith("https://slsa.dev/provenance/"):
-        doc["rebuild"] = {"possible": False, "reason": "not SLSA provenance (nothing to rebuild from)"}
+        doc["rebuild"] = rebuild.as_dict()
         if isinstance(stmt.predicate, Mapping) and stmt.predicate:
             doc["predicate"] = dict(stmt.predicate)
         return doc
@@ -235,65 +289,18 @@ def describe(found: FoundStatement) -> dict[str, Any]:
             else None
         ),
     )
-    targets = [classify_subject(s) for s in stmt.subjects]
-    doc["rebuild"] = _rebuild_summary(foreign, targets)
+    doc["rebuild"] = rebuild.as_dict()
     return doc
 
 
-def _rebuild_summary(foreign: ForeignProvenance, targets: Sequence[Target]) -> dict[str, Any]:
-    if foreign.source is None:
-        return {"possible": False, "reason": "the provenance records no git source (repository + commit)"}
-    kinds = {t.ecosystem for t in targets}
-    if kinds <= {"python-wheel", "python-sdist"}:
-        return {"possible": True, "recipe": PYTHON_RECIPE, "outputs": [t.output for t in targets]}
-    if kinds == {"npm"}:
-        return {"possible": True, "recipe": NPM_RECIPE, "outputs": [t.output for t in targets]}
-    others = ", ".join(t.output for t in targets if t.ecosystem == "other")
-    return {
-        "possible": False,
-        "reason": f"no recipe rebuilds {others or 'mixed ecosystems'} from buildType {foreign.build_type or '?'}",
-    }
-
-
 # --- to a plan -----------------------------------------------------------------------------------
-
-
-def _published(targets: Sequence[Target], provenance: Path, held: Mapping[Path, Mapping[str, str]]) -> dict[str, Path]:
-    """Output name -> the user's file for it (matched by digest; by name beside the provenance otherwise)."""
-    published: dict[str, Path] = {}
-    unmatched = list(held)
-    for target in targets:
-        for path in list(unmatched):
-            if subject_for(_statement_of(target), held[path]):  # by digest only: a name proves nothing
-                published[target.output] = path
-                unmatched.remove(path)
-                break
-        else:
-            beside = provenance.parent / target.output
-            if beside.is_file():
-                published[target.output] = beside
-    if unmatched:
-        raise InputError(
-            f"nothing in {provenance} is about {', '.join(p.name for p in unmatched)} (no subject has its digest)",
-            f"its subjects are: {', '.join(t.subject.name for t in targets)}",
-        )
-    if not published:
-        raise InputError(
-            f"none of the published artifacts ({', '.join(t.output for t in targets)}) is beside {provenance}",
-            "pass the artifact you hold with --artifact FILE",
-        )
-    return published
 
 
 def _expected_sha256(target: Target, digests: Mapping[str, str]) -> str | None:
     """The sha256 the provenance names for an output: its own, or the file's when it matched by sha512."""
     if "sha256" in target.subject.digest:
         return target.subject.digest["sha256"].lower()
-    return digests["sha256"] if subject_for(_statement_of(target), digests) else None
-
-
-def _statement_of(target: Target) -> ParsedStatement:
-    return ParsedStatement("", "", (target.subject,), {}, {})
+    return digests["sha256"] if has_digest(target.subject.digest, digests) else None
 
 
 def _tree_facts(tarball: Path) -> tuple[str | None, int]:
@@ -321,23 +328,26 @@ def resolve_foreign(
     path: Path, found: FoundStatement, ctx: ResolveContext, held: Mapping[Path, Mapping[str, str]]
 ) -> Resolution:
     """Raises: PlanError (exit 2) when the statement cannot be rebuilt, naming why; FetchError (exit 3)."""
-    summary = describe(found)
-    rebuild = summary["rebuild"]
-    if not rebuild.get("possible"):
-        raise PlanError(f"{path}: cannot rebuild: {rebuild['reason']}")
-    foreign = read_foreign(found.statement)
-    assert foreign.source is not None  # _rebuild_summary said possible
-    check_commit(foreign.source.commit)
-    fields.git_repository(foreign.source.repository)  # before git sees it: a field is data, never an option
     targets = [classify_subject(s) for s in found.statement.subjects]
-    published = _published(targets, path, held)
-    ctx.progress("resolve", f"git {foreign.source.repository} at {foreign.source.commit[:12]}")
-    tarball, tree_sha = export_commit(
-        foreign.source.uri, foreign.source.commit, ctx.cache.root / "git", ctx.git_mirrors, ctx.progress
-    )
+    decision = rebuildable(read_foreign(found.statement), targets)
+    if isinstance(decision, NotRebuildable):
+        raise PlanError(f"{path}: cannot rebuild: {decision.reason}")
+    source = decision.source
+    check_commit(source.commit)
+    fields.git_repository(source.repository)  # before git sees it: a field is data, never an option
+    by_output: dict[str, Target] = {}
+    for target in targets:
+        by_output.setdefault(target.output, target)
+    published = find_published({n: t.subject.digest for n, t in by_output.items()}, held, path.parent, path.name)
+    if not published:
+        raise InputError(
+            f"none of the published artifacts ({', '.join(by_output)}) is beside {path}",
+            "pass the artifact you hold with --artifact FILE",
+        )
+    ctx.progress("resolve", f"git {source.repository} at {source.commit[:12]}")
+    tarball, tree_sha = export_commit(source.uri, source.commit, ctx.cache.root / "git", ctx.git_mirrors, ctx.progress)
     pyproject, commit_time = _tree_facts(tarball)
-    recipe = ctx.book.get(rebuild["recipe"])
-    by_output = {t.output: t for t in targets}
+    recipe = ctx.book.get(decision.recipe)
     outputs = tuple(
         Output(name, _expected_sha256(by_output[name], held.get(file) or file_digests(file)))
         for name, file in sorted(published.items())
@@ -362,7 +372,7 @@ def resolve_foreign(
     for label, epoch in epochs:
         env = Environment(source_date_epoch=epoch)
         plan = recipe.plan(
-            Source(foreign.source.uri, tree_sha, "git", foreign.source.commit),
+            Source(source.uri, tree_sha, "git", source.commit),
             params,
             env,
             inputs=inputs,
@@ -375,6 +385,6 @@ def resolve_foreign(
         candidates=candidates,
         published=published,
         origin=path,
-        signature_status=str(found.signature),
-        summary=summary,
+        signature_status=found.signature,
+        summary=describe(found),
     )

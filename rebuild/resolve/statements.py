@@ -1,54 +1,27 @@
 """Reading the statements in a provenance file: their signatures and their subjects.
 
-Shared by the provenance adapters (ours and foreign SLSA); imports none of them.
+Shared by the provenance adapters (ours and foreign SLSA); imports none of them. What is known of a
+signature is a ``rebuild.resolution.Signature``, the type every adapter's ``Resolution`` carries.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from compare.digest import digest_file
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import LoadedEnvelope, read_envelopes
 from rebuild.attest.keys import PublicKey
 from rebuild.attest.statements import ParsedStatement, Subject, parse_statement
 from rebuild.errors import InputError
+from rebuild.resolution import Signature, SignatureStatus
 
 SLSA_PROVENANCE_TYPES = (
     uris.SLSA_PROVENANCE_V1,
     "https://slsa.dev/provenance/v0.2",
     "https://slsa.dev/provenance/v0.1",
 )
-
-
-class SignatureStatus(enum.Enum):
-    """What is known of a statement's signature. Only VERIFIED counts when keys are given."""
-
-    VERIFIED = "verified"
-    DOES_NOT_VERIFY = "does not verify"
-    SIGSTORE_NOT_CHECKED = "sigstore, not checked"
-    NOT_CHECKED = "signed, not checked"
-    UNSIGNED = "unsigned"
-
-
-@dataclass(frozen=True)
-class Signature:
-    status: SignatureStatus
-    keyid: str = ""  # the trusted key that verified it
-
-    def __str__(self) -> str:
-        return {
-            SignatureStatus.VERIFIED: f"verified with key {self.keyid[:16]}",
-            SignatureStatus.DOES_NOT_VERIFY: "signature does NOT verify with the given key(s)",
-            SignatureStatus.SIGSTORE_NOT_CHECKED: (
-                "signed with a Sigstore certificate: not checked (needs the Sigstore trust root; pass --provenance-key)"
-            ),
-            SignatureStatus.NOT_CHECKED: "signed, not checked (no --provenance-key)",
-            SignatureStatus.UNSIGNED: "unsigned",
-        }[self.status]
 
 
 @dataclass(frozen=True)
@@ -91,14 +64,6 @@ def read_statements(path: Path, keys: Sequence[PublicKey] = ()) -> tuple[list[Fo
             continue
         found.append(FoundStatement(stmt, loaded, signature_status(loaded, keys)))
     return found, problems
-
-
-def file_digests(path: Path) -> dict[str, str]:
-    """sha256 and sha512 of a file the user holds, in one read (subjects use either)."""
-    try:
-        return digest_file(path, ("sha256", "sha512")).digests
-    except OSError as e:
-        raise InputError(f"cannot read artifact {path}: {e.strerror}") from e
 
 
 def subject_for(stmt: ParsedStatement, digests: Mapping[str, str]) -> Subject | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from rebuild.attest import dsse, uris
+from rebuild.attest.dsse import Envelope
+from rebuild.attest.envelopes import LoadedEnvelope
+from rebuild.attest.statements import ParsedStatement, Subject
 from rebuild.cli import app
-from rebuild.errors import Error, FetchError, VerificationError
+from rebuild.errors import Error, FetchError, InputError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.recipes import RecipeBook
+from rebuild.resolution import Resolution, Signature, SignatureStatus
 from rebuild.resolve.context import ResolveContext
 from rebuild.resolve.provenance import resolve_provenance_file
-from rebuild.resolve.slsa import describe
-from rebuild.resolve.statements import read_statements
+from rebuild.resolve.slsa import GitSource, NotRebuildable, Rebuildable, Recorded, describe, what_rebuilds
+from rebuild.resolve.statements import FoundStatement, read_statements
 from tests.conftest import VECTORS
 
 runner = CliRunner()
@@ -235,3 +241,160 @@ def test_random_bytes_never_crash_the_loader(tmp_path: Path, raw: bytes) -> None
             describe(f)
     except Error:
         pass
+
+
+# --- what would be rebuilt: a decision, serialised by describe -------------------------------------
+
+
+def statement(predicate_type: str, predicate: dict[str, Any], subjects: list[str]) -> ParsedStatement:
+    digest = {"sha256": "ab" * 32}
+    return ParsedStatement(
+        "https://in-toto.io/Statement/v1", predicate_type, tuple(Subject(n, digest) for n in subjects), predicate, {}
+    )
+
+
+GIT = {"uri": "git+https://github.com/o/r@refs/tags/v1", "digest": {"gitCommit": "1" * 40}}
+FOREIGN = {"buildDefinition": {"buildType": "https://actions.github.io/buildtypes/workflow/v1"}}
+
+
+@pytest.mark.parametrize(
+    ("stmt", "expected", "shown"),
+    [
+        (
+            statement(
+                uris.SLSA_PROVENANCE_V1,
+                {"buildDefinition": {**FOREIGN["buildDefinition"], "resolvedDependencies": [GIT]}},
+                ["demo-1.0-py3-none-any.whl"],
+            ),
+            Rebuildable(
+                "python-build",
+                ("demo-1.0-py3-none-any.whl",),
+                GitSource("https://github.com/o/r", "refs/tags/v1", "1" * 40, "resolvedDependencies[0]"),
+            ),
+            {"possible": True, "recipe": "python-build", "outputs": ["demo-1.0-py3-none-any.whl"]},
+        ),
+        (
+            statement(uris.SLSA_PROVENANCE_V1, FOREIGN, ["demo-1.0-py3-none-any.whl"]),
+            NotRebuildable("the provenance records no git source (repository + commit)"),
+            {"possible": False, "reason": "the provenance records no git source (repository + commit)"},
+        ),
+        (
+            statement(
+                uris.SLSA_PROVENANCE_V1,
+                {"buildDefinition": {**FOREIGN["buildDefinition"], "resolvedDependencies": [GIT]}},
+                ["tool-linux-amd64"],
+            ),
+            NotRebuildable(
+                "no recipe rebuilds tool-linux-amd64 from buildType https://actions.github.io/buildtypes/workflow/v1"
+            ),
+            {
+                "possible": False,
+                "reason": "no recipe rebuilds tool-linux-amd64 from buildType "
+                "https://actions.github.io/buildtypes/workflow/v1",
+            },
+        ),
+        (
+            statement("https://docs.pypi.org/attestations/publish/v1", {}, ["demo.whl"]),
+            NotRebuildable("not SLSA provenance (nothing to rebuild from)"),
+            {"possible": False, "reason": "not SLSA provenance (nothing to rebuild from)"},
+        ),
+        (
+            statement(
+                uris.SLSA_PROVENANCE_V1,
+                {
+                    "buildDefinition": {
+                        "buildType": uris.BUILD_TYPE,
+                        "externalParameters": {
+                            "recipe": {"name": "command"},
+                            "outputs": ["a.tar.gz", 7],
+                            "steps": ["make dist"],
+                            "environment": {"TZ": "UTC"},
+                        },
+                    }
+                },
+                ["a.tar.gz"],
+            ),
+            Recorded("command", ("a.tar.gz",), ("make dist",), {"TZ": "UTC"}),
+            {"recipe": "command", "outputs": ["a.tar.gz"], "willRun": ["make dist"], "environment": {"TZ": "UTC"}},
+        ),
+    ],
+    ids=["python-from-git", "no-git-source", "no-recipe", "not-slsa", "own-build-type"],
+)
+def test_what_rebuilds_is_a_decision_and_describe_shows_it(
+    stmt: ParsedStatement, expected: object, shown: dict[str, Any]
+) -> None:
+    assert what_rebuilds(stmt) == expected
+    loaded = LoadedEnvelope(Envelope(dsse.INTOTO_PAYLOAD_TYPE, b"{}", ()), "document", "statement (unsigned)", False)
+    doc = describe(FoundStatement(stmt, loaded, Signature(SignatureStatus.UNSIGNED)))
+    assert doc["rebuild"] == shown and doc["signature"] == "unsigned"
+
+
+# --- the signature, a type with the words reports print ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("signature", "words"),
+    [
+        (Signature(SignatureStatus.VERIFIED, "0123456789abcdef0123"), "verified with key 0123456789abcdef"),
+        (Signature(SignatureStatus.DOES_NOT_VERIFY), "signature does NOT verify with the given key(s)"),
+        (Signature(SignatureStatus.NOT_CHECKED), "signed, not checked (no --provenance-key)"),
+        (Signature(SignatureStatus.UNSIGNED), "unsigned"),
+        (
+            Signature(SignatureStatus.VERIFIED, detail="InRelease verified with debian-archive-keyring.gpg"),
+            "InRelease verified with debian-archive-keyring.gpg",
+        ),
+        (
+            Signature.described("OpenPGP clearsigned: signature not checked here"),
+            "OpenPGP clearsigned: signature not checked here",
+        ),
+        ("unsigned", "unsigned"),
+    ],
+    ids=["verified", "does-not-verify", "not-checked", "unsigned", "with-detail", "described", "text"],
+)
+def test_a_resolution_carries_a_signature_and_its_words(signature: Signature | str, words: str, tmp_path: Path) -> None:
+    resolution = Resolution("t", [], {}, tmp_path, signature)
+    assert isinstance(resolution.signature, Signature)
+    assert str(resolution.signature) == resolution.signature_status == words
+    if isinstance(signature, str):
+        assert resolution.signature.status is SignatureStatus.DESCRIBED
+
+
+# --- this project's own provenance: held artifacts are matched by digest ----------------------------
+
+
+def test_an_own_provenance_takes_a_held_artifact_by_digest_under_any_name(tmp_path: Path) -> None:
+    from tests.unit.test_hostile_provenance import ARTIFACT, release, write_provenance
+
+    d, ext, deps, sha = release(tmp_path)
+    provenance = write_provenance(d, ext, deps, sha)
+    copy = tmp_path / "downloads" / "renamed.tar.gz"
+    copy.parent.mkdir()
+    copy.write_bytes((d / ARTIFACT).read_bytes())
+    (d / ARTIFACT).unlink()
+    resolution = resolve_provenance_file(provenance, ctx(tmp_path, [copy]))
+    assert resolution.published == {ARTIFACT: copy}
+    assert resolution.signature.status is SignatureStatus.UNSIGNED and resolution.signature_status == "unsigned"
+    with pytest.raises(Error, match=f"published artifact {ARTIFACT} not found at"):
+        resolve_provenance_file(provenance, ctx(tmp_path, []))
+
+
+def test_artifacts_of_two_statements_are_verified_one_statement_at_a_time(tmp_path: Path) -> None:
+    held = [tmp_path / "a.tgz", tmp_path / "b.tgz"]
+    lines = []
+    for path in held:
+        path.write_bytes(path.name.encode())
+        subject = {"name": path.name, "digest": {"sha256": hashlib.sha256(path.name.encode()).hexdigest()}}
+        lines.append(
+            json.dumps(
+                {
+                    "_type": "https://in-toto.io/Statement/v1",
+                    "subject": [subject],
+                    "predicateType": uris.SLSA_PROVENANCE_V1,
+                    "predicate": FOREIGN,
+                }
+            )
+        )
+    provenance = tmp_path / "two.intoto.jsonl"
+    provenance.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"--artifact b.tgz: another statement in two.intoto.jsonl is about it"):
+        resolve_provenance_file(provenance, ctx(tmp_path, held))
