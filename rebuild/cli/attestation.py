@@ -1,0 +1,68 @@
+"""`rebuild attestation`: check (with a required policy) or show attestations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rebuild.cli.common import JsonOpt, app, errors_to_exit
+from rebuild.render import renderer_for
+
+attestation_app = typer.Typer(no_args_is_help=True, help="Check or show attestations.")
+app.add_typer(attestation_app, name="attestation")
+
+
+@attestation_app.command("verify")
+def attestation_verify(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="An .intoto.jsonl bundle, DSSE envelope or Sigstore bundle."),
+    key: list[Path] = typer.Option(..., "--key", help="A trusted public key (repeatable)."),
+    artifact: Path | None = typer.Option(None, "--artifact", help="The artifact the attestations must be about."),
+    digest: str | None = typer.Option(
+        None, "--digest", help="Or its digest as ALGORITHM:VALUE (sha256:HEX, or any in-toto DigestSet name)."
+    ),
+    threshold: int = typer.Option(1, "--threshold", help="Distinct trusted signers required."),
+    max_age_days: int | None = typer.Option(None, "--max-age-days", help="Reject summaries older than this."),
+    require_level: list[str] = typer.Option(
+        None,
+        "--require-level",
+        help="A verifiedLevels entry the policy accepts (repeatable; any of them). "
+        "Default: REBUILD_VERIFIER_BIT_FOR_BIT_REPRODUCED.",
+    ),
+    verifier_id: str | None = typer.Option(
+        None, "--verifier-id", help="Accept only summaries by this verifier (and this tool's policy URI)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify that trusted rebuilders attested this artifact reproduced (PASSED)."""
+    from rebuild.attest.keys import load_public_key
+    from rebuild.attest.policy import policy_from_options, verify_attestation_file
+    from rebuild.errors import VerificationError
+
+    render = renderer_for(as_json)
+    with errors_to_exit(ctx, render):
+        policy = policy_from_options(
+            [load_public_key(k) for k in key], artifact, digest, threshold=threshold, max_age_days=max_age_days,
+            required_levels=require_level or None, verifier_id=verifier_id,
+        )  # fmt: skip
+        verdict = verify_attestation_file(file, policy)
+        if as_json or verdict.passed:
+            render.attestation_verdict(verdict, threshold)
+        if not verdict.passed:
+            raise VerificationError(f"attestation verification failed: {verdict.message}")
+
+
+@attestation_app.command("show")
+def attestation_show(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="An attestation file in any supported wrapper."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Decode and print attestations WITHOUT verifying any signature."""
+    from rebuild.attest.show import show_envelopes
+
+    render = renderer_for(as_json)
+    with errors_to_exit(ctx, render):
+        shown = show_envelopes(file)
+    render.attestations(shown)
