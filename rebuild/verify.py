@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compare.digest import sha256_file
+from compare.errors import CompareError
 from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild.attest import statements, uris
 from rebuild.attest.envelopes import write_jsonl
@@ -66,7 +67,9 @@ def clear_verdicts(out_dir: Path) -> None:
                 path.unlink()
 
 
-def write_failure_report(out_dir: Path, target: str, error: Error, exit_code: int | None = None) -> Path:
+def write_failure_report(
+    out_dir: Path, target: str, error: Error | CompareError, exit_code: int | None = None
+) -> Path:
     """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced")."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "verify-report.json"
@@ -174,7 +177,7 @@ def verify_target(
             resolution, out_dir, backends(), book, signer=signer, attest_failures=attest_failures,
             diffoscope=diffoscope, verifier_id=verifier_id, progress=progress, stages=stages,
         )  # fmt: skip
-    except Error as e:
+    except (Error, CompareError) as e:
         write_failure_report(out_dir, target, e)
         raise
     except KeyboardInterrupt:

@@ -113,9 +113,10 @@ def verify(
     from rebuild.attest.keys import load_public_key
     from rebuild.build.sandbox import Limits
     from rebuild.fetch.git import parse_mirrors
-    from rebuild.verify import Verifier
+    from rebuild.verify import Verifier, clear_verdicts
 
     render = renderer_for(as_json)
+    clear_verdicts(out_dir)  # before anything, even a bad option: no earlier verdict outlives this run
     with errors_to_exit(ctx, render):
         all_targets = batch.read_targets(targets or [], from_file)
         verifier = Verifier(

@@ -400,3 +400,14 @@ def test_our_own_provenance_with_a_hostile_git_source_is_refused(tmp_path: Path)
     assert result.exit_code == 2, result.output
     assert "git repository" in result.output
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_bad_option_also_removes_an_earlier_verdict(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{ARTIFACT}.rebuild.intoto.jsonl").write_text("an earlier PASSED\n")
+    (out / "verify-report.json").write_text(json.dumps({"reproduced": True}))
+    result = runner.invoke(app, ["verify", "x.intoto.jsonl", "--key", str(tmp_path / "missing.key"), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert not (out / f"{ARTIFACT}.rebuild.intoto.jsonl").exists()
+    assert not (out / "verify-report.json").exists()

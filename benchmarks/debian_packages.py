@@ -1,6 +1,6 @@
 """Rebuild real Debian bookworm packages, with a cold then a warm builder image, and print the times.
 
-    python benchmarks/debian.py [SOURCE ...]     (default: base-files distro-info-data hello)
+    python benchmarks/debian_packages.py [SOURCE ...]     (default: base-files distro-info-data hello)
 
 Cold: the package's builder image (its build-dependency set) is removed first, so mmdebstrap makes it
 again (the .deb download cache is kept). Warm: the same verify again.
