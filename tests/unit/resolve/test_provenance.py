@@ -17,7 +17,7 @@ from rebuild.attest.dsse import Envelope
 from rebuild.attest.envelopes import LoadedEnvelope
 from rebuild.attest.statements import ParsedStatement, Subject
 from rebuild.cli import app
-from rebuild.errors import Error, FetchError, InputError, VerificationError
+from rebuild.errors import Error, FetchError, InputError, PlanError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.recipes import RecipeBook
 from rebuild.resolution import Resolution, Signature, SignatureStatus
@@ -398,3 +398,20 @@ def test_artifacts_of_two_statements_are_verified_one_statement_at_a_time(tmp_pa
     provenance.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"--artifact b.tgz: another statement in two.intoto.jsonl is about it"):
         resolve_provenance_file(provenance, ctx(tmp_path, held))
+
+
+@pytest.mark.parametrize("build_definition", [[], "x", None, {"buildType": 7}], ids=["list", "text", "null", "number"])
+def test_a_mistyped_build_definition_is_refused_not_a_crash(tmp_path: Path, build_definition: object) -> None:
+    provenance = tmp_path / "p.json"
+    provenance.write_text(
+        json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "a.whl", "digest": {"sha256": "ab" * 32}}],
+                "predicateType": uris.SLSA_PROVENANCE_V1,
+                "predicate": {"buildDefinition": build_definition},
+            }
+        )
+    )
+    with pytest.raises(PlanError, match="cannot rebuild: the provenance records no git source"):
+        resolve_provenance_file(provenance, ctx(tmp_path, []))
