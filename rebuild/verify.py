@@ -47,7 +47,7 @@ from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE, ResolveContext
 # so a verdict (or a report saying "reproduced") can never outlive the run that made it.
 VERDICT_FILES = (
     "*.rebuild.intoto.jsonl", "*.rebuild-failed.intoto.jsonl", "verify-report.json", "compare-report.json",
-    "build.log",
+    "build.log", "*.link",  # in-toto links (STEP.KEYID8.link)
 )  # fmt: skip
 VERDICT_DIRS = ("rebuilt", "diffoscope-*")
 
@@ -113,6 +113,7 @@ class VerifyReport:
     attempts: list[AttemptRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     image_lock: tuple[str, ...] = ()  # package=version of the builder image, when it was made here
+    in_toto_link: Path | None = None  # the signed in-toto link, written on a full match when asked for
 
     @property
     def provenance(self) -> Path:
@@ -140,6 +141,7 @@ class VerifyReport:
             "image_built": self.image_built,
             "attempts": [a.as_dict() for a in self.attempts],
             "image_lock": list(self.image_lock),
+            "in_toto_link": str(self.in_toto_link) if self.in_toto_link else None,
             "deviations": list(self.plan.deviations),
             "inferences": [i.__dict__ for i in self.plan.inferences],
             "notes": self.notes,
@@ -159,6 +161,7 @@ def verify_target(
     diffoscope: bool = True,
     verifier_id: str = uris.VERIFIER_ID,
     progress: Progress = lambda s, m: None,
+    in_toto_step: str | None = None,
 ) -> VerifyReport:
     """``rebuild verify TARGET``: resolve, check, rebuild, compare, attest, with a report on every path.
 
@@ -176,6 +179,7 @@ def verify_target(
         return verify_resolution(
             resolution, out_dir, backends(), book, signer=signer, attest_failures=attest_failures,
             diffoscope=diffoscope, verifier_id=verifier_id, progress=progress, stages=stages,
+            in_toto_step=in_toto_step,
         )  # fmt: skip
     except (Error, CompareError) as e:
         write_failure_report(out_dir, target, e)
@@ -210,6 +214,7 @@ class Verifier:
     diffoscope: bool = True
     verifier_id: str = uris.VERIFIER_ID
     progress: Progress = lambda s, m: None
+    in_toto_step: str | None = None  # with a signer: also write an in-toto link for this step on a full match
     _backends: Backends | None = None
 
     def backends(self) -> Backends:
@@ -229,7 +234,7 @@ class Verifier:
         return verify_target(
             target, out_dir, context, self.book, self.backends, signer=self.signer,
             attest_failures=self.attest_failures, diffoscope=self.diffoscope, verifier_id=self.verifier_id,
-            progress=self.progress,
+            progress=self.progress, in_toto_step=self.in_toto_step,
         )  # fmt: skip
 
 
@@ -259,8 +264,12 @@ def verify_resolution(
     verifier_id: str = uris.VERIFIER_ID,
     progress: Progress = lambda s, m: None,
     stages: Stages | None = None,
+    in_toto_step: str | None = None,
 ) -> VerifyReport:
-    """Try each candidate plan until one matches byte for byte; explain a mismatch; attest the verdict."""
+    """Try each candidate plan until one matches byte for byte; explain a mismatch; attest the verdict.
+
+    With ``in_toto_step`` and a signer, a full match also writes a signed in-toto link for that step.
+    """
     stages = stages or Stages(progress)
     started = statements.now_rfc3339()
     check_resolution(resolution, book)
@@ -287,6 +296,12 @@ def verify_resolution(
                 last.plan, resolution.origin, comparisons, last.reproduced, report_path, out_dir / "rebuilt",
                 out_dir, signer, verifier_id, started,
             )  # fmt: skip
+        in_toto_link = None
+        if signer is not None and in_toto_step and last.reproduced:  # a full match only, never a mismatch
+            from rebuild.attest.intoto import write_rebuild_link  # imports in-toto: only when asked for
+
+            products = {c.name: c.verdict.b.sha256 for c in comparisons}
+            in_toto_link = write_rebuild_link(last.plan, products, out_dir, signer, in_toto_step)
     report = VerifyReport(
         reproduced=last.reproduced,
         plan=last.plan,
@@ -302,6 +317,7 @@ def verify_resolution(
         attempts=[a.record for a in attempts],
         notes=list(resolution.notes),
         image_lock=last.result.image.lock,
+        in_toto_link=in_toto_link,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report

@@ -53,6 +53,36 @@ def attestation_verify(
             raise VerificationError(f"attestation verification failed: {verdict.message}")
 
 
+@attestation_app.command("verify-layout")
+def attestation_verify_layout(
+    ctx: typer.Context,
+    layout: Path = typer.Argument(..., help="An in-toto layout (Metablock or DSSE envelope)."),
+    layout_key: list[Path] = typer.Option(
+        ..., "--layout-key", help="A layout owner's public key (repeatable; the layout must be signed by each)."
+    ),
+    links: Path = typer.Option(..., "--links", help="The directory of link files (STEP.KEYID8.link)."),
+    artifact: Path | None = typer.Option(
+        None, "--artifact", help="The artifact, placed where the layout's inspections look for it."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Verify an in-toto layout over its links with in-toto (signature, expiry, thresholds, rules, inspections).
+
+    The layout's inspections are commands its owner signed; they run on this machine, as in-toto-verify runs them.
+    """
+    from rebuild.attest.intoto import verify_layout
+    from rebuild.attest.keys import load_public_key
+    from rebuild.errors import VerificationError
+
+    render = renderer_for(as_json)
+    with errors_to_exit(ctx, render):
+        verdict = verify_layout(layout, [load_public_key(k) for k in layout_key], links, artifact)
+        if as_json or verdict.passed:
+            render.layout_verdict(verdict)
+        if not verdict.passed:
+            raise VerificationError(f"in-toto verification FAILED, {verdict.message}", verdict.hint)
+
+
 @attestation_app.command("show")
 def attestation_show(
     ctx: typer.Context,

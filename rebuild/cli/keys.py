@@ -53,7 +53,8 @@ def key_show(
     path: Path = typer.Argument(..., help="A public or private key PEM file."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Show a key's type and id (the sha256 of its DER public key)."""
+    """Show a key's type, id (the sha256 of its DER public key) and in-toto form (in-toto's key id, keytype,
+    scheme, keyval: what a layout lists for a rebuilder)."""
     from rebuild.attest.show import key_info
 
     render = renderer_for(as_json)

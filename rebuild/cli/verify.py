@@ -78,6 +78,10 @@ def verify(
     key: Path | None = typer.Option(None, "--key", help="Sign the attestations with this private key."),
     out_dir: Path = typer.Option(Path("rebuild-out"), "--out", help="Reports, rebuilt files and attestations."),
     attest_failures: bool = typer.Option(False, "--attest-failures", help="Also sign a FAILED summary on a mismatch."),
+    in_toto_link: bool = typer.Option(
+        False, "--in-toto-link", help="On a full match, also sign an in-toto link (STEP.KEYID8.link) with --key."
+    ),
+    in_toto_step: str = typer.Option("rebuild", "--in-toto-step", help="The link's step name, as the layout has it."),
     provenance_key: list[Path] = typer.Option(
         None, "--provenance-key", help="Use only provenance signed by this key (repeatable); others are refused."
     ),
@@ -110,6 +114,7 @@ def verify(
     the others, a summary table follows, and the exit code is the highest of theirs.
     """
     from rebuild import batch
+    from rebuild.attest.intoto import link_step
     from rebuild.attest.keys import load_public_key
     from rebuild.build.sandbox import Limits
     from rebuild.fetch.git import parse_mirrors
@@ -124,6 +129,7 @@ def verify(
             max_input_bytes, signer(key), [load_public_key(k) for k in provenance_key or []], artifact or [],
             index_url, parse_mirrors(git_mirror or []), archive, allow_newer_build_deps, attest_failures,
             not no_diffoscope, verifier_id, render.progress,
+            in_toto_step=link_step(in_toto_step, key) if in_toto_link else None,
         )  # fmt: skip
     if len(all_targets) == 1:
         with errors_to_exit(ctx, render):

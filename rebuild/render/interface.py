@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from compare.report import PathsComparison
 from rebuild.attest.policy import AttestationVerdict
@@ -13,6 +13,9 @@ from rebuild.build.images import BuilderImage
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
+
+if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.intoto import LayoutVerdict
 
 
 class Renderer(Protocol):
@@ -43,5 +46,8 @@ class Renderer(Protocol):
     def key(self, info: dict[str, Any]) -> None: ...
 
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None: ...
+
+    def layout_verdict(self, verdict: LayoutVerdict) -> None:
+        """An in-toto layout's verification: PASSED with its steps and links, or (for machines) FAILED too."""
 
     def attestations(self, shown: Sequence[dict[str, Any]]) -> None: ...

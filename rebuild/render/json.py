@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compare.report import PathsComparison
 from rebuild.attest.policy import AttestationVerdict
@@ -15,6 +15,9 @@ from rebuild.build.images import BuilderImage
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
+
+if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.intoto import LayoutVerdict
 
 
 def emit(doc: Any) -> None:
@@ -61,6 +64,9 @@ class JsonRenderer:
         emit(info)
 
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None:
+        emit(verdict.as_dict())
+
+    def layout_verdict(self, verdict: LayoutVerdict) -> None:
         emit(verdict.as_dict())
 
     def attestations(self, shown: Sequence[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +23,9 @@ from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.untrusted import printable
 from rebuild.verify import VerifyReport
+
+if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.intoto import LayoutVerdict
 
 COLOURS = dict(zip(VERDICTS, ("green", "red", "red", "yellow"), strict=True))
 TOP_DIFFERENCES = 10
@@ -91,6 +94,8 @@ class TextRenderer:
             out.print(f"[bold red]NOT REPRODUCED[/]; report: {esc(report.report.parent / 'compare-report.json')}")
         if report.attestation:
             out.print(f"attestation {esc(report.attestation)}")
+        if report.in_toto_link:
+            out.print(f"in-toto link {esc(report.in_toto_link)}")
         elif report.reproduced:
             out.print("[yellow]no --key given: nothing was attested[/]")
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.stages.items())
@@ -188,6 +193,15 @@ class TextRenderer:
             return
         kind = "private" if info["private"] else "public"
         self.out.print(f"{esc(info['type'])} {kind} key, keyid {esc(info['keyid'])}")
+        if "in_toto" not in info:
+            return
+        form = info["in_toto"]
+        if form is None:
+            self.out.print("in-toto: no form for this key type (in-toto keys are Ed25519, ECDSA or RSA)")
+            return
+        self.out.print(f"in-toto keyid {esc(form['keyid'])} ({esc(form['keytype'])}, scheme {esc(form['scheme'])})")
+        self.out.print("in-toto key, as the keys of a layout list it:")
+        self.out.print(esc(json.dumps(form, sort_keys=True)))
 
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None:
         out = self.out
@@ -203,6 +217,19 @@ class TextRenderer:
             for deviation in summary["deviations"]:
                 out.print(f"  deviation {esc(deviation)}")
         out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met")
+
+    def layout_verdict(self, verdict: LayoutVerdict) -> None:
+        out = self.out
+        result = "[bold green]PASSED[/]" if verdict.passed else "[bold red]FAILED[/]"
+        out.print(f"{result} in-toto verification of {esc(verdict.layout)} (expires {esc(verdict.expires)})")
+        for step in verdict.steps:
+            links = ", ".join(step.links) or "none"
+            out.print(f"  step       {esc(step.name)}: threshold {step.threshold}, links {esc(links)}")
+        for name in verdict.inspections:
+            out.print(f"  inspection {esc(name)}")
+        out.print(f"  artifact   {esc(verdict.artifact or 'none given')}")
+        for note in verdict.notes:
+            out.print(f"[yellow]note:[/] {esc(note)}")
 
     def attestations(self, shown: Sequence[dict[str, Any]]) -> None:
         self.err.print("[yellow]not verified:[/] signatures were not checked (use `rebuild attestation verify`)")
