@@ -1,0 +1,223 @@
+"""`rebuild publish --out DIR`: a static, write-once tree that anyone can mirror and check.
+
+Layout (OSS Rebuild's, so tools that read it read this)::
+
+    {ecosystem}/{name}/{version}/{artifact}/rebuild.intoto.jsonl   the first signed bundle, never rewritten
+    {ecosystem}/{name}/{version}/{artifact}/rebuild.{sha256:16}.intoto.jsonl   later ones (new image, verifier)
+    {ecosystem}/{name}/{version}/{artifact}/reports/{sha256}.json  the report a FAILED summary names
+    {ecosystem}/{name}/index.json     every version, artifact and bundle of the package, with digests
+    changes.jsonl, changes.atom       one entry per bundle, in publication order, with a regression flag
+    keys/{keyid}.pub, keys.json       the service's public keys
+    snapshot.json                     a DSSE envelope, signed by the service, listing every file's sha256
+
+Bundles and reports are write-once: a file that exists with other bytes is an error, never overwritten.
+The feed, the indexes and the snapshot are made again from the store on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from sqlalchemy import select
+
+from rebuild.attest import dsse
+from rebuild.attest.keys import PublicKey, Signer
+from rebuild.errors import VerificationError
+from rebuild.service.blobs import BlobStore
+from rebuild.service.models import Attempt, Attestation, Job, Target
+from rebuild.service.signing import sign_pending
+from rebuild.service.store import Store
+
+SNAPSHOT_TYPE = "application/vnd.rebuild-verifier.snapshot+json"
+SNAPSHOT_V1 = "https://rebuild-verifier.dev/snapshot/v1"
+FEED_ENTRIES = 100
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+~=-]")
+
+
+def component(value: str) -> str:
+    """One safe path component made from a name that came from outside."""
+    cleaned = _UNSAFE.sub("_", value).lstrip(".")[:200]
+    return cleaned or "_"
+
+
+def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_key: PublicKey,
+            public_pem: bytes) -> dict[str, Any]:  # fmt: skip
+    """Sign what is pending, write new bundles once, then the indexes, the feed, the keys and the snapshot."""
+    signed = sign_pending(store, blobs, signer)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    entries: list[dict[str, Any]] = []
+    with store.session() as s:
+        rows = s.execute(
+            select(Attestation, Job, Target, Attempt)
+            .join(Job, Attestation.job_key == Job.key)
+            .join(Target, Job.target_id == Target.id)
+            .join(Attempt, Attestation.attempt_id == Attempt.id)
+            .order_by(Attestation.published_at.is_(None), Attestation.published_at, Attestation.id)
+        ).all()
+        for attestation, job, target, attempt in rows:
+            base = Path(component(target.ecosystem), component(target.name), component(target.version),
+                        component(attestation.artifact))  # fmt: skip
+            data = blobs.read_bytes(attestation.bundle_blob)
+            if attestation.published_path is None:
+                first = base / "rebuild.intoto.jsonl"
+                taken = (out / first).exists() and (out / first).read_bytes() != data
+                attestation.published_path = str(base / f"rebuild.{attestation.bundle_blob[:16]}.intoto.jsonl"
+                                                 if taken else first)  # fmt: skip
+                attestation.published_at = time.time()
+                written.append(attestation.published_path)
+            _write_once(out / attestation.published_path, data)
+            if attestation.verdict == "FAILED" and attempt.compare_blob:
+                _write_once(
+                    out / base / "reports" / f"{attempt.compare_blob}.json", blobs.read_bytes(attempt.compare_blob)
+                )
+            entries.append(_entry(attestation, job, target, attempt, data))
+    _flag_regressions(entries)
+    files = {e["path"]: e["sha256"] for e in entries}
+    files.update(_write_indexes(out, entries))
+    files.update(_write_feed(out, entries))
+    files.update(_write_keys(out, public_key, public_pem))
+    snapshot = _write_snapshot(out, files, signer)
+    return {"out": str(out), "signed": signed, "published": written, "bundles": len(entries), "snapshot": snapshot}
+
+
+def _entry(attestation: Attestation, job: Job, target: Target, attempt: Attempt, data: bytes) -> dict[str, Any]:
+    import hashlib
+
+    return {
+        "path": attestation.published_path,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "verdict": attestation.verdict,
+        "ecosystem": target.ecosystem,
+        "name": target.name,
+        "version": target.version,
+        "artifact": attestation.artifact,
+        "subject_sha256": attestation.subject_sha256,
+        "target": target.target,
+        "job": job.key,
+        "classification": attempt.classification,
+        "image": attempt.image_digest,
+        "verifier": attempt.verifier_version,
+        "keyid": attestation.keyid,
+        "published": _iso(attestation.published_at or time.time()),
+    }
+
+
+def _flag_regressions(entries: Sequence[dict[str, Any]]) -> None:
+    """A FAILED after a PASSED for the same artifact is a regression signal (and the other way, a fix)."""
+    last: dict[tuple[str, ...], str] = {}
+    for seq, e in enumerate(entries, start=1):
+        where = (e["ecosystem"], e["name"], e["version"], e["artifact"])
+        e["seq"], e["previous"] = seq, last.get(where)
+        e["regression"] = e["previous"] == "PASSED" and e["verdict"] == "FAILED"
+        last[where] = e["verdict"]
+
+
+def _write_indexes(out: Path, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
+    packages: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in entries:
+        package = packages.setdefault((e["ecosystem"], e["name"]), {"ecosystem": e["ecosystem"], "name": e["name"],
+                                                                    "versions": {}})  # fmt: skip
+        artifact = package["versions"].setdefault(e["version"], {}).setdefault(e["artifact"], {"bundles": []})
+        artifact["bundles"].append({k: e[k] for k in ("path", "sha256", "verdict", "subject_sha256", "published",
+                                                      "image", "verifier", "regression")})  # fmt: skip
+        artifact["latest"] = e["verdict"]
+    written = {}
+    for (ecosystem, name), doc in packages.items():
+        path = Path(component(ecosystem), component(name), "index.json")
+        written[str(path)] = _replace(out / path, _json(doc))
+    return written
+
+
+def _write_feed(out: Path, entries: Sequence[dict[str, Any]]) -> dict[str, str]:
+    lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
+    items = []
+    for e in reversed(entries[-FEED_ENTRIES:]):
+        title = f"{e['verdict']}{' (regression)' if e['regression'] else ''}: {e['ecosystem']} {e['name']} " \
+                f"{e['version']} {e['artifact']}"  # fmt: skip
+        items.append(
+            f"  <entry>\n    <id>urn:sha256:{e['sha256']}</id>\n    <title>{escape(title)}</title>\n"
+            f'    <updated>{e["published"]}</updated>\n    <link href="{escape(e["path"])}"/>\n'
+            f"    <summary>{escape(e['classification'] or e['verdict'])}</summary>\n  </entry>\n"
+        )
+    updated = entries[-1]["published"] if entries else _iso(time.time())
+    atom = ('<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n'
+            "  <id>urn:rebuild-verifier:changes</id>\n  <title>rebuild-verifier: published verdicts</title>\n"
+            f"  <updated>{updated}</updated>\n{''.join(items)}</feed>\n")  # fmt: skip
+    return {"changes.jsonl": _replace(out / "changes.jsonl", lines),
+            "changes.atom": _replace(out / "changes.atom", atom.encode())}  # fmt: skip
+
+
+def _write_keys(out: Path, key: PublicKey, pem: bytes) -> dict[str, str]:
+    path = Path("keys", f"{key.keyid}.pub")
+    written = {str(path): _write_once(out / path, pem)}
+    doc = {"keys": [{"keyid": key.keyid, "algorithm": key.algorithm, "path": str(path)}]}
+    written["keys.json"] = _replace(out / "keys.json", _json(doc))
+    return written
+
+
+def _write_snapshot(out: Path, files: dict[str, str], signer: Signer) -> str:
+    payload = _json({"_type": SNAPSHOT_V1, "published": _iso(time.time()), "keyid": signer.keyid,
+                     "files": dict(sorted(files.items()))})  # fmt: skip
+    envelope = dsse.sign(payload, [signer], payload_type=SNAPSHOT_TYPE)
+    _replace(out / "snapshot.json", (envelope.to_json() + "\n").encode())
+    return str(out / "snapshot.json")
+
+
+def verify_snapshot(out: Path, keys: Sequence[PublicKey]) -> dict[str, Any]:
+    """Check a published tree: the snapshot's signature, then every file it lists, by sha256.
+
+    Raises:
+        VerificationError: a bad signature, a missing file, or a file whose bytes changed.
+    """
+    import hashlib
+
+    envelope = dsse.Envelope.from_dict(json.loads((out / "snapshot.json").read_text()), "snapshot.json")
+    verified = dsse.verify(envelope, keys)
+    if not verified.signers or verified.payload_type != SNAPSHOT_TYPE:
+        raise VerificationError("snapshot.json is not signed by a trusted key")
+    files: dict[str, str] = json.loads(verified.payload)["files"]
+    for rel, sha256 in files.items():
+        path = out / rel
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+            raise VerificationError(f"{rel} is missing or not the file the snapshot lists")
+    return {"files": len(files), "keyid": verified.signers[0].keyid}
+
+
+def _write_once(path: Path, data: bytes) -> str:
+    """Raises: VerificationError: the file exists with other bytes (published files are never rewritten)."""
+    import hashlib
+
+    if path.exists():
+        if path.read_bytes() != data:
+            raise VerificationError(f"{path} exists with other bytes; published files are write-once",
+                                    "publish into an empty directory, or restore the mirror")  # fmt: skip
+    else:
+        _replace(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _replace(path: Path, data: bytes) -> str:
+    import hashlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
