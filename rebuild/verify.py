@@ -121,7 +121,7 @@ class VerifyReport:
 
     @property
     def provenance_signature(self) -> str:
-        return self.resolution.signature_status
+        return str(self.resolution.signature)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -28,7 +28,7 @@ HEX_DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Collisions are practical for these; a summary pinned by one proves little.
 WEAK_DIGESTS = frozenset({"md5", "sha1"})
-_ALGORITHM = re.compile(r"[a-z0-9_-]{1,64}")
+_ALGORITHM = re.compile(r"[A-Za-z0-9_-]{1,64}")  # in-toto DigestSet names: sha256, gitCommit, dirHash, ...
 _OPAQUE_VALUE = re.compile(r"[\x21-\x7e]{1,1024}")  # printable ASCII, no space
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -78,9 +78,14 @@ def normalize_digest(algorithm: str, value: str) -> str:
                 f"{algorithm} digest {printable(repr(value), 200)} is not {HEX_DIGESTS[algorithm]} hex digits"
             )
         return lowered
+    if algorithm != algorithm.lower() and (algorithm.lower() in HEX_DIGESTS or algorithm.lower() in WEAK_DIGESTS):
+        raise InputError(  # SHA256 is no twin of sha256: one spelling per algorithm
+            f"digest algorithm {printable(repr(algorithm), 200)} is not a DigestSet name (write it in lowercase)",
+            "for example sha256:<64 hex digits> or sha512:<128 hex digits>",
+        )
     if not _ALGORITHM.fullmatch(algorithm):
         raise InputError(
-            f"digest algorithm {printable(repr(algorithm), 200)} is not a DigestSet name ([a-z0-9_-], 1 to 64)",
+            f"digest algorithm {printable(repr(algorithm), 200)} is not a DigestSet name ([A-Za-z0-9_-], 1 to 64)",
             "for example sha256:<64 hex digits> or sha512:<128 hex digits>",
         )
     if algorithm in WEAK_DIGESTS:

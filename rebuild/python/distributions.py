@@ -18,11 +18,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from rebuild.errors import InputError
+from rebuild.errors import InputError, PlanError
 from rebuild.plan import Inference
+from rebuild.untrusted import printable
 
 # Generator name in WHEEL -> the distribution that is the backend (or provides bdist_wheel)
 GENERATOR_DISTRIBUTIONS = {
@@ -69,6 +70,30 @@ class BuildSystem:
         return Inference("build-system.requires", ", ".join(LEGACY_REQUIRES), why)
 
 
+def check_requirement(text: str, where: str) -> str:
+    """A build requirement from a document, as pip will read it: a PEP 508 name and version, nothing more.
+
+    A direct URL (``name @ https://...``, ``file://``) would make pip fetch an sdist and run its ``setup.py``
+    on this machine while it resolves; an option (``--index-url=...``, ``-r FILE``) would change what pip
+    does. Both are refused.
+
+    Raises:
+        PlanError: not a plain requirement, or a direct URL.
+    """
+    try:
+        parsed = Requirement(text)
+    except InvalidRequirement as e:
+        reason = str(e).splitlines()[0]
+        shown = printable(text, 200)
+        raise PlanError(f"{where}: build requirement {shown!r} is not a PEP 508 requirement: {reason}") from e
+    if parsed.url is not None or text.lstrip().startswith("-"):
+        raise PlanError(
+            f"{where}: build requirement {printable(text, 200)!r} names a URL; only index releases are resolved",
+            "a direct URL would make pip run code from it on this machine while resolving",
+        )
+    return text.strip()
+
+
 def read_build_system(text: str | None, where: str) -> BuildSystem:
     """Parse ``[build-system]`` of a pyproject.toml's text (None: there is no pyproject.toml).
 
@@ -88,7 +113,7 @@ def read_build_system(text: str | None, where: str) -> BuildSystem:
         return BuildSystem(None, in_tree_backend=bool(table.get("backend-path")))
     backend = table.get("build-backend")
     return BuildSystem(
-        tuple(raw),
+        tuple(check_requirement(r, where) for r in raw),
         backend if isinstance(backend, str) and backend else DEFAULT_BACKEND,
         bool(table.get("backend-path")),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rebuild.errors import FetchError, InputError
 from rebuild.plan import Inference, Input
-from rebuild.python.distributions import read_build_system
+from rebuild.python.distributions import check_requirement, read_build_system
 from rebuild.untrusted import dig, dig_str
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -45,6 +45,8 @@ def resolve_wheelhouse(
     """
     if not requirements:
         return ()  # e.g. a backend that builds itself from the sdist with no requirements
+    requirements = [check_requirement(r, "build requirements") for r in requirements]  # never a URL or an option
+    constraints = [check_requirement(c, "constraints") for c in constraints]
     with tempfile.TemporaryDirectory(prefix="rebuild-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         constraints_file = Path(tmp) / "constraints.txt"
@@ -70,6 +72,7 @@ def resolve_wheelhouse(
             str(report),
             "--constraint",
             str(constraints_file),
+            "--",
             *requirements,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)

@@ -4,8 +4,9 @@
 This is where provenance formats are parsed. The registry, most specific first, is ``ADAPTERS`` below:
 ``pypi.py`` (``pypi:NAME==VERSION``), ``debian.py`` (``deb:SOURCE=VERSION``), ``buildinfo.py`` (a Debian
 ``.buildinfo``) and ``provenance.py`` (a provenance file in any wrapper; this project's own buildType reads
-back exactly, foreign SLSA v0.2/v1 from GitHub, npm and PyPI goes through ``slsa.py``). ``context.py`` and
-``statements.py`` are shared by the adapters and import none of them. Every value an adapter yields is
+back exactly, foreign SLSA v0.2/v1 from GitHub, npm and PyPI goes through ``slsa.py``). ``context.py``,
+``statements.py`` and ``published.py`` (finding the published files: a held file by digest only) are shared
+by the adapters and import none of them. Every value an adapter yields is
 checked again where the plan is made (``rebuild.fields``).
 """
 

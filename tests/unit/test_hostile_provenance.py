@@ -8,6 +8,7 @@ file appears outside --out, and nothing PASSED is ever written.
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -411,3 +412,30 @@ def test_a_bad_option_also_removes_an_earlier_verdict(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert not (out / f"{ARTIFACT}.rebuild.intoto.jsonl").exists()
     assert not (out / "verify-report.json").exists()
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    ["evil @ file://{tmp}/evil-1.0.tar.gz", "evil@https://127.0.0.1:9/evil.tar.gz", "--index-url=http://127.0.0.1:9/"],
+    ids=["file-url", "https-url", "pip-option"],
+)
+def test_a_build_requirement_never_makes_pip_run_code_on_the_host(requirement: str, tmp_path: Path) -> None:
+    """pip resolving `name @ URL` builds that sdist's metadata, running its setup.py on this machine."""
+    import tarfile
+
+    from rebuild.python.wheelhouse import resolve_wheelhouse, wheelhouse_for
+
+    setup = f"import pathlib; pathlib.Path({str(tmp_path / 'pwned')!r}).write_text('ran')\n".encode()
+    with tarfile.open(tmp_path / "evil-1.0.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("evil-1.0/setup.py")
+        info.size = len(setup)
+        tar.addfile(info, io.BytesIO(setup))
+    tree = tmp_path / "project"
+    tree.mkdir()
+    text = requirement.format(tmp=tmp_path)
+    (tree / "pyproject.toml").write_text(f'[build-system]\nrequires = ["{text}"]\n')
+    with pytest.raises(PlanError, match="build requirement"):
+        wheelhouse_for(tree)
+    with pytest.raises(PlanError, match="build requirement"):
+        resolve_wheelhouse([text])  # the resolver refuses it too, whoever calls it
+    assert not (tmp_path / "pwned").exists()
