@@ -20,6 +20,9 @@ command -v zipinfo >/dev/null || missing+=(unzip)
 command -v git >/dev/null || missing+=(git)
 command -v dockerd >/dev/null || missing+=(docker.io)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# the service: Redis for `rebuild worker --broker`, PostgreSQL for the store tests (their own throwaway servers)
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "missing: ${missing[*]}. As root, run:"

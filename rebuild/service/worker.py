@@ -16,6 +16,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from rebuild.service.store import Claim, Store, pending_for
 
 ENV = "REBUILD_SERVICE_WORKER"  # an RQ worker's settings, read by the job function in its work horse
 Progress = Callable[[str, str], None]
+AVOID_PAUSE = 1.0  # seconds before a retry meant for another worker goes back to the queue
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,9 @@ def rq_perform(key: str) -> str:
             return "no-op: the job is not queued (running elsewhere, done, or not due)"
         job = store.job(key)
         tags = job.tags if job else ""
-        if claim == "avoid":
-            broker.enqueue(conn, key, tags, delay=2.0)
+        if claim == "avoid":  # back of the queue for another worker; the pause bounds how often it comes back
+            time.sleep(AVOID_PAUSE)
+            broker.enqueue(conn, key, tags)
             return "left for another worker (a retry meant for another one)"
         assert isinstance(claim, Claim)
         with tempfile.TemporaryDirectory(prefix="rebuild-worker-") as work, heartbeat(store, config.name, lease):
