@@ -14,8 +14,8 @@ from pathlib import Path
 
 from compare.digest import sha256_bytes
 from rebuild.attest import statements
-from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.dsse import sign
+from rebuild.attest.envelopes import write_jsonl
 from rebuild.plan import Environment, Output, Source
 from rebuild.recipes import RecipeBook
 
@@ -32,7 +32,9 @@ def tarball(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def fast_release(directory: Path, n: int, image_digest: str, command: str = "true", published: bytes | None = None) -> Path:
+def fast_release(
+    directory: Path, n: int, image_digest: str, command: str = "true", published: bytes | None = None
+) -> Path:
     """A release of ``data-N.txt`` with its provenance; ``published`` other bytes makes it not reproduce."""
     directory.mkdir(parents=True, exist_ok=True)
     name = f"data-{n}.txt"
