@@ -3,11 +3,15 @@
 This is where the container is hardened. A build gets: network mode
 ``none``; a read-only root filesystem; its inputs mounted read-only; one
 writable output directory; tmpfs for scratch and the build path; all
-capabilities dropped; ``no-new-privileges``; a non-root uid; pids, memory
+capabilities dropped; ``no-new-privileges``; a non-root uid (never 0); pids, memory
 and CPU limits; a wall-clock timeout; and an environment made only of what
 the request says (the steps run under ``env -i``, so not even the image's
 or Docker's variables leak in; the shell adds only its own ``PWD``). The container is removed on every path.
 Outputs are collected as regular files only.
+
+``rebuild check`` varies what a build may see (uid, host and domain name, the CPUs it may run on, extra
+read-only mounts and tmpfs directories): each is a field of the request, checked here, and none of them
+relaxes the hardening above.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -32,6 +37,10 @@ from rebuild.errors import BuildFailedError, BuildTimeoutError, PlanError, Sandb
 LABEL = "dev.rebuild-verifier.sandbox"
 OUTPUT_MOUNT = "/out"
 MAX_LOG_BYTES = 16 << 20
+HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123
+DOMAIN_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,7}$")
+CPUSET = re.compile(r"^[0-9]{1,4}(-[0-9]{1,4})?(,[0-9]{1,4}(-[0-9]{1,4})?){0,63}$")
+MAX_ID = 65533  # below nobody/nogroup (65534)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ class BuildRequest:
     limits: Limits = field(default_factory=Limits)
     outputs: tuple[str, ...] = ()  # the declared outputs: only these are collected (all regular files if none)
     byproducts: tuple[str, ...] = ()  # glob patterns of other files the recipe keeps (dpkg's .buildinfo)
+    hostname: str = "rebuild"
+    domainname: str = ""  # the UTS domain name; empty: Docker's default
+    cpuset: str = ""  # the CPUs the build may run on (what nproc sees); empty: every CPU
+    scratch: tuple[str, ...] = ()  # more empty tmpfs directories, writable by the build (a HOME elsewhere)
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,7 @@ class DockerSandbox:
             # scratch and the build path: tmpfs, writable by the build's uid, exec allowed. (Docker's
             # working_dir would reset the tmpfs mode to 0755, so the script cds there itself.)
             tmpfs_opts = f"rw,exec,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"
+            tmpfs = {path: tmpfs_opts for path in ("/tmp", request.build_path, *request.scratch)}
             container = None
             name = f"rebuild-{uuid.uuid4().hex[:16]}"  # known before create: an interrupted create is found
             started = time.monotonic()
@@ -144,8 +158,9 @@ class DockerSandbox:
                     environment=dict(request.env),
                     user=f"{request.uid}:{request.gid}",
                     working_dir="/",
-                    tmpfs={"/tmp": tmpfs_opts, request.build_path: tmpfs_opts},
-                    hostname="rebuild",
+                    tmpfs=tmpfs,
+                    hostname=request.hostname,
+                    domainname=request.domainname or None,
                     network_mode="none",
                     read_only=True,
                     cap_drop=["ALL"],
@@ -154,6 +169,7 @@ class DockerSandbox:
                     mem_limit=limits.memory_bytes,
                     memswap_limit=limits.memory_bytes,
                     nano_cpus=int(limits.cpus * 1e9),
+                    cpuset_cpus=request.cpuset or None,
                     mounts=mounts,
                     init=True,
                     labels={LABEL: "1"},
@@ -203,9 +219,24 @@ def _check_request(request: BuildRequest) -> None:
             fields.check_str("environment variable name", name, fields.ENV_NAME, "POSIX names only")
             if "\0" in value:
                 raise fields.fail(f"environment variable {name}", value, "no NUL")
+        for path in request.scratch:
+            fields.absolute_path("scratch directory", path)
     except PlanError as e:
         raise SandboxError(e.message) from e
-    for path in (request.build_path, *(m.target for m in request.inputs)):
+    for what, value, pattern in (
+        ("hostname", request.hostname, HOST_LABEL),
+        ("domain name", request.domainname or "none", DOMAIN_NAME),
+        ("cpuset", request.cpuset or "0", CPUSET),
+    ):
+        if not pattern.fullmatch(value):  # fullmatch: no trailing newline slips through
+            raise SandboxError(f"sandbox {what} {value!r} is not allowed")
+    for what, number in (("uid", request.uid), ("gid", request.gid)):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 < number <= MAX_ID:
+            raise SandboxError(f"sandbox {what} {number!r} is not allowed: builds never run as root (1..{MAX_ID})")
+    targets = [request.build_path, *request.scratch, *(m.target for m in request.inputs)]
+    if len(set(targets)) != len(targets):
+        raise SandboxError(f"two mounts share a container path: {sorted(targets)}")
+    for path in targets:
         p = PurePosixPath(path)
         if not p.is_absolute() or ".." in p.parts or p == PurePosixPath("/"):
             raise SandboxError(f"container path {path!r} must be absolute, not / and without '..'")

@@ -10,6 +10,7 @@ from compare.report import PathsComparison
 from rebuild.attest.policy import AttestationVerdict
 from rebuild.batch import BatchRow
 from rebuild.build.images import BuilderImage
+from rebuild.check.report import CheckReport
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
@@ -51,3 +52,6 @@ class Renderer(Protocol):
         """An in-toto layout's verification: PASSED with its steps and links, or (for machines) FAILED too."""
 
     def attestations(self, shown: Sequence[dict[str, Any]]) -> None: ...
+
+    def check(self, report: CheckReport) -> None:
+        """`rebuild check`: a row per variation (identical? what differs), the culprits, the builds run."""

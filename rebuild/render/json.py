@@ -12,6 +12,7 @@ from compare.report import PathsComparison
 from rebuild.attest.policy import AttestationVerdict
 from rebuild.batch import BatchRow
 from rebuild.build.images import BuilderImage
+from rebuild.check.report import CheckReport
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
@@ -71,3 +72,6 @@ class JsonRenderer:
 
     def attestations(self, shown: Sequence[dict[str, Any]]) -> None:
         emit({"verified": False, "envelopes": list(shown)})
+
+    def check(self, report: CheckReport) -> None:
+        emit(report.as_dict())

@@ -19,6 +19,7 @@ from compare.report import ComparisonReport, PathsComparison
 from rebuild.attest.policy import AttestationVerdict
 from rebuild.batch import VERDICTS, BatchRow
 from rebuild.build.images import BuilderImage
+from rebuild.check.report import CheckReport
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
 from rebuild.untrusted import printable
@@ -29,6 +30,16 @@ if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
 
 COLOURS = dict(zip(VERDICTS, ("green", "red", "red", "yellow"), strict=True))
 TOP_DIFFERENCES = 10
+CHECK_OUTCOMES = {  # `rebuild check`: a row's outcome in the "identical?" column
+    "identical": "[green]yes[/]",
+    "differs": "[bold red]no[/]",
+    "follows": "[yellow]no, as it should[/]",
+    "noise": "[yellow]noise only[/]",
+    "nondeterministic": "[bold red]no: nondeterministic[/]",
+    "failed": "[red]build failed[/]",
+    "not-applied": "[dim]not applied[/]",
+    "unresolved": "[red]only combined[/]",
+}
 
 
 def esc(value: object) -> str:
@@ -241,3 +252,42 @@ class TextRenderer:
                 self.out.print(esc(json.dumps(item["statement"], indent=2, sort_keys=True)))
             else:
                 self.out.print(f"  [red]{esc(item['error'])}[/]")
+
+    def check(self, report: CheckReport) -> None:
+        out = self.out
+        for name, sha in sorted(report.artifacts.items()):
+            out.print(f"reference {esc(name)}  sha256:{esc(sha)}")
+        table = Table(title="rebuild check")
+        for column in ("variation", "reference -> varied", "identical?", "what differs", "build"):
+            table.add_column(column, overflow="fold")
+        for row in report.rows:
+            s = row.setting
+            values = f"{esc(s.reference)} -> {esc(s.varied)}" if s.reference or s.varied else esc(s.what)
+            detail = esc(row.detail)
+            if row.outcome == "follows":
+                detail = f"follows SOURCE_DATE_EPOCH, which rebuilders take from the plan: {detail}"
+            build = str(row.build) if row.build is not None else "-"
+            table.add_row(esc(s.name), values, CHECK_OUTCOMES.get(row.outcome, esc(row.outcome)), detail, build)
+        out.print(table)
+        for note in report.notes:
+            out.print(f"[yellow]note:[/] {esc(note)}")
+        for what, why in report.not_varied:
+            out.print(f"[dim]not varied: {esc(what)}: {esc(why)}[/]")
+        how = "all at once, then bisected" if report.bisected else "each on its own" if report.nondeterministic else ""
+        seconds = sum(b.seconds for b in report.builds)
+        out.print(f"{len(report.builds)} builds{f' ({how})' if how else ''}, {report.seconds:.1f} s"
+                  f" ({seconds:.1f} s building)")
+        if report.statement:
+            out.print(f"statement {esc(report.statement)}")
+        if report.out_dir:
+            out.print(f"builds and report in {esc(report.out_dir)}")
+        if report.nondeterministic:
+            culprits = f"; also sensitive to {esc(', '.join(report.culprits))}" if report.culprits else ""
+            out.print(f"[bold red]NOT REPRODUCIBLE[/]: nondeterministic (differs with nothing varied){culprits}")
+        elif report.culprits or report.interacting:
+            groups = [" + ".join(g) for g in report.interacting]
+            out.print(f"[bold red]NOT REPRODUCIBLE[/] under: {esc(', '.join([*report.culprits, *groups]))}")
+        elif report.failed:
+            out.print(f"[yellow]COULD NOT TELL[/]: the build failed under {esc(', '.join(report.failed))}")
+        else:
+            out.print("[bold green]REPRODUCIBLE[/] under every variation tried")

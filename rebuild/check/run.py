@@ -1,0 +1,336 @@
+"""`rebuild check`: build as `rebuild build` does, again under variations, and name what changes the bytes.
+
+The order of work:
+
+1. the reference build: ``build_release`` itself, so the plan is exactly the one ``rebuild build``
+   makes (and its provenance is written beside it, unsigned);
+2. the same plan again, unvaried: if the two differ, the build is nondeterministic; then each
+   variation is built alone and judged by what it changes beyond that noise (``differences.py``);
+3. otherwise ``sde`` alone (an output that follows SOURCE_DATE_EPOCH is right), and every other
+   variation at once; if that differs, ``bisect`` finds the culprits, each with its own build.
+
+Every build runs through ``run_plan`` with the plan's builder image and the hardened sandbox; a
+variation is applied by ``VariedSandbox`` to the request, or to the plan's environment (checked by
+the plan's grammar again). A build that fails under a variation is "could not tell" (its row says
+``failed``), never a difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from compare.report import compare_artifacts
+from rebuild.attest.envelopes import write_jsonl
+from rebuild.attest.keys import Signer
+from rebuild.check import differences, tools
+from rebuild.check.bisect import Bisection, bisect
+from rebuild.check.report import (
+    DIFFERS,
+    FAILED,
+    FOLLOWS,
+    IDENTICAL,
+    NOISE,
+    NONDETERMINISTIC,
+    NOT_APPLIED,
+    UNRESOLVED,
+    Build,
+    CheckReport,
+    Row,
+    check_statement,
+)
+from rebuild.check.variations import (
+    EXPECTED,
+    NAMES,
+    NEEDS_TOOLS,
+    NOT_VARIED,
+    Setting,
+    Tools,
+    not_applicable,
+    settings,
+    vary_environment,
+)
+from rebuild.check.varied import VariedSandbox
+from rebuild.errors import InputError, SandboxError
+from rebuild.pipeline import Backends, Progress, Stages, run_plan, sign
+from rebuild.plan import BuildPlan, Inference, Input
+from rebuild.recipes import Recipe, RecipeBook
+from rebuild.release import BuildReport, build_release
+
+HEARTBEAT_S = 5.0
+REPORT_FILE = "check-report.json"
+NO_VARIATION = Setting("none", "nothing (the reference built again)", "", "")
+
+
+def check_release(
+    tree: Path,
+    work: Path,
+    engine: Backends,
+    book: RecipeBook,
+    *,
+    vary: Sequence[str],
+    recipe_name: str | None = None,
+    parameters: Mapping[str, str] | None = None,
+    signer: Signer | None = None,
+    keep: bool = True,
+    requirements_resolver: Callable[[Path], tuple[tuple[Input, ...], tuple[Inference, ...]]] | None = None,
+    progress: Progress = lambda s, m: None,
+) -> CheckReport:
+    """Check ``tree`` under the variations ``vary``; builds, logs and the report go under ``work``.
+
+    Raises:
+        InputError: ``work`` is inside ``tree`` (it would become part of the source).
+        Error: the reference build could not be made (as ``rebuild build`` raises it).
+    """
+    if work.resolve().is_relative_to(tree.resolve()):
+        raise InputError(f"{work} is inside the source tree {tree}", "pass --out a directory outside it")
+    started = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    with _heartbeat(progress, "build 1: reference"):
+        reference = build_release(
+            tree,
+            work / "reference",
+            engine,
+            book,
+            recipe_name=recipe_name,
+            parameters=parameters,
+            requirements_resolver=requirements_resolver,
+            progress=progress,
+        )
+    runner = _Runner(reference, book.get(reference.plan.recipe.name), engine, work, keep, progress)
+    runner.builds.append(
+        Build(
+            1,
+            "reference",
+            (),
+            reference.stages.get("build", 0.0),
+            "reference",
+            directory=work / "reference" if keep else None,
+        )
+    )
+    again = runner.build(frozenset())
+    if again.outcome == FAILED:
+        raise SandboxError(f"the reference build failed when run again: {again.error}", "see its build.log")
+    nondeterministic = again.outcome != IDENTICAL
+    none_row = Row(
+        NO_VARIATION,
+        NONDETERMINISTIC if nondeterministic else IDENTICAL,
+        differences.summary(again.comparisons),
+        again.number,
+    )
+    runner.tools = tools.prepare(
+        engine, reference.plan, need_tools=bool(NEEDS_TOOLS & set(vary)), need_passwd="user" in vary, progress=progress
+    )
+    recorded = {s.name: s for s in settings(vary, reference.plan, runner.tools)}
+    rows = {}
+    applicable = []
+    for name in vary:
+        why = not_applicable(name, reference.plan, runner.tools)
+        if why:
+            rows[name] = Row(recorded[name], NOT_APPLIED, why, None)
+        else:
+            applicable.append(name)
+    bisected = False
+    interacting: tuple[tuple[str, ...], ...] = ()
+    if nondeterministic:
+        noise = differences.signature(again.comparisons)
+        for name in applicable:
+            rows[name] = runner.judge_against_noise(recorded[name], noise)
+    else:
+        for name in [n for n in applicable if n in EXPECTED]:
+            build = runner.build(frozenset({name}))
+            outcome = FAILED if build.outcome == FAILED else FOLLOWS if build.outcome == DIFFERS else IDENTICAL
+            rows[name] = Row(
+                recorded[name], outcome, build.error or differences.summary(build.comparisons), build.number
+            )
+        others = [n for n in applicable if n not in EXPECTED]
+        runner.everything = frozenset(others)
+        found = bisect(others, lambda names: runner.build(names).outcome != IDENTICAL)
+        bisected = len(others) > 1 and bool(found.culprits or found.interacting)
+        interacting = found.interacting
+        for name in others:
+            rows[name] = runner.row(recorded[name], found)
+    culprits = tuple(n for n in vary if n in rows and rows[n].outcome == DIFFERS)
+    report = CheckReport(
+        plan=reference.plan,
+        artifacts=reference.artifacts,
+        rows=[none_row, *(rows[n] for n in vary)],
+        builds=runner.builds,
+        culprits=culprits,
+        interacting=interacting,
+        nondeterministic=nondeterministic,
+        not_varied=NOT_VARIED,
+        seconds=time.monotonic() - started,
+        bisected=bisected,
+        out_dir=work if keep else None,
+    )
+    if nondeterministic:
+        report.notes.append(
+            "the build differs from itself with nothing varied: it is nondeterministic (randomness, or the "
+            "clock between two builds), not sensitive to a variation; bisection would mean nothing, so each "
+            "variation was built alone and judged by what it changes beyond that"
+        )
+    if signer is not None:
+        name = Path(next(iter(sorted(report.artifacts)))).name
+        report.statement = work / f"{name}.check.intoto.jsonl"
+        write_jsonl(report.statement, [sign(check_statement(report), signer)])
+    if keep:
+        (work / REPORT_FILE).write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
+    return report
+
+
+class _Runner:
+    """Runs and remembers the builds of one check (one per set of variations)."""
+
+    def __init__(
+        self, reference: BuildReport, recipe: Recipe, engine: Backends, work: Path, keep: bool, progress: Progress
+    ) -> None:
+        self.reference = reference
+        self.plan: BuildPlan = reference.plan
+        self.recipe = recipe
+        self.engine = engine
+        self.work = work
+        self.keep = keep
+        self.progress = progress
+        self.tools = Tools()
+        self.everything: frozenset[str] = frozenset()
+        self.builds: list[Build] = []
+        self.by_set: dict[frozenset[str], Build] = {}
+        self.directories: dict[int, Path] = {}
+
+    def label(self, names: frozenset[str]) -> str:
+        if not names:
+            return "none"
+        if len(names) > 1 and names == self.everything:
+            return "all"
+        return "+".join(n for n in NAMES if n in names) if len(names) <= 3 else f"{len(names)}-variations"
+
+    def build(self, names: frozenset[str]) -> Build:
+        """The build with exactly ``names`` varied (run once; asked again, the same record)."""
+        if names in self.by_set:
+            return self.by_set[names]
+        number = len(self.builds) + 1
+        label = self.label(names)
+        directory = self.work / "builds" / f"{number:02d}-{label}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directories[number] = directory
+        env = vary_environment(self.plan.environment, names)
+        plan = dataclasses.replace(
+            self.plan, environment=env, steps=self.recipe.render_steps(self.plan.parameters, env.build_path)
+        )
+        engine = dataclasses.replace(self.engine, sandbox=VariedSandbox(self.engine.sandbox, names, self.tools))
+        what = ", ".join(sorted(names)) if names else "no variation"
+        self.progress("check", f"build {number}: {label} ({what})")
+        started = time.monotonic()
+        try:
+            with (
+                _heartbeat(self.progress, f"build {number}: {label}"),
+                tempfile.TemporaryDirectory(prefix="rebuild-check-") as tmp,
+            ):
+                result = run_plan(
+                    plan,
+                    engine,
+                    Path(tmp),
+                    Stages(lambda s, m: None),
+                    base_dir=self.reference_dir,
+                    log_path=directory / "build.log",
+                )
+                for rel, path in result.outputs.items():
+                    (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, directory / rel)
+        except SandboxError as e:  # the build failed under it: could not tell (the engine going away is not this)
+            build = Build(
+                number,
+                label,
+                tuple(sorted(names)),
+                time.monotonic() - started,
+                FAILED,
+                error=e.message,
+                directory=self._kept(directory),
+            )
+        else:
+            comparisons = tuple(
+                compare_artifacts(
+                    self.reference_dir / name, directory / name, name=name, side_names=("reference", label)
+                )
+                for name in sorted(self.reference.artifacts)
+            )
+            outcome = IDENTICAL if all(c.identical for c in comparisons) else DIFFERS
+            build = Build(
+                number,
+                label,
+                tuple(sorted(names)),
+                time.monotonic() - started,
+                outcome,
+                comparisons,
+                directory=self._kept(directory),
+            )
+        self.progress("check", f"build {number}: {label}: {build.outcome} ({build.seconds:.1f} s)")
+        self.builds.append(build)
+        self.by_set[names] = build
+        return build
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.work / "reference"
+
+    def _kept(self, directory: Path) -> Path | None:
+        return directory if self.keep else None
+
+    def judge_against_noise(self, setting: Setting, noise: set[differences.Item]) -> Row:
+        build = self.build(frozenset({setting.name}))
+        if build.outcome == FAILED:
+            return Row(setting, FAILED, build.error, build.number)
+        pairs = [(self.reference_dir / n, self.directories[build.number] / n) for n in self.reference.artifacts]
+        beyond = differences.beyond_noise(build.comparisons, noise, pairs)
+        if beyond:
+            outcome = FOLLOWS if setting.name in EXPECTED else DIFFERS
+            return Row(setting, outcome, "beyond the build's own noise: " + "; ".join(beyond), build.number)
+        if build.outcome == IDENTICAL:
+            return Row(setting, IDENTICAL, "", build.number)
+        return Row(setting, NOISE, "differs no more than two builds with nothing varied", build.number)
+
+    def row(self, setting: Setting, found: Bisection) -> Row:
+        name = setting.name
+        if name in found.culprits:
+            build = self.by_set[frozenset({name})]
+            if build.outcome == FAILED:
+                return Row(setting, FAILED, f"the build fails under it: {build.error}", build.number)
+            return Row(setting, DIFFERS, differences.summary(build.comparisons), build.number)
+        group = next((g for g in found.interacting if name in g), None)
+        if group is not None:
+            build = self.by_set[frozenset(group)]
+            detail = f"differs only together with {', '.join(n for n in group if n != name)}: "
+            return Row(setting, UNRESOLVED, detail + differences.summary(build.comparisons), build.number)
+        clean = [b for b in self.builds if name in b.variations and b.outcome == IDENTICAL]
+        if not clean:  # cannot happen when bisect's answers are consistent; never claim identical without a build
+            return Row(setting, UNRESOLVED, "no build isolated it", None)
+        smallest = min(clean, key=lambda b: len(b.variations))
+        others = len(smallest.variations) - 1
+        return Row(setting, IDENTICAL, f"with {others} other variation(s)" if others else "", smallest.number)
+
+
+@contextmanager
+def _heartbeat(progress: Progress, what: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """A progress line every few seconds while a build runs: its number, its variations, the seconds so far."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            progress("check", f"{what}: {time.monotonic() - started:.0f} s")
+
+    thread = threading.Thread(target=beat, name="rebuild-check-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
