@@ -158,6 +158,7 @@ class StoreWorker:
             except KeyboardInterrupt:
                 self._interrupted()
                 raise
+        self._reap_dead()  # a killed worker's containers do not outlive the one that took its job
         self.store.stop_worker(c.name)
         return {"worker": c.name, "mode": "store", "jobs": self.results}
 
