@@ -461,7 +461,8 @@ def _authorised_keyids(layout: Any, step: Any) -> list[str]:
     """The key ids in-toto looks for a link of ``step`` under: each authorised key and its subkeys."""
     keyids: list[str] = []
     for keyid in step.pubkeys:
-        subkeys = layout.keys.get(keyid, {}).get("subkeys", {}) if isinstance(layout.keys, dict) else {}
+        key = layout.keys.get(keyid) if isinstance(layout.keys, dict) else None
+        subkeys = key.get("subkeys") if isinstance(key, dict) else None
         for candidate in [keyid, *(subkeys if isinstance(subkeys, dict) else {})]:
             if not isinstance(candidate, str) or not re.fullmatch(r"[0-9a-fA-F]{8,}", candidate):
                 raise InputError(f"the layout authorises a key id {printable(repr(candidate), 100)} that is not hex")
@@ -473,11 +474,11 @@ def _note_unauthorised(source: Path, step: str, keyids: Sequence[str], notes: li
     """Name the files that look like links of ``step`` but carry a key the layout does not authorise."""
     prefixes = {k[:8] for k in keyids}
     try:
-        entries = list(zip(range(10_000), os.scandir(source), strict=False))
+        with os.scandir(source) as it:
+            names = [entry.name for _, entry in zip(range(10_000), it, strict=False)]  # a bounded look
     except OSError:
         return
-    for _, entry in entries:
-        name = entry.name
+    for name in names:
         if name.startswith(f"{step}.") and name.endswith(".link"):
             middle = name[len(step) + 1 : -len(".link")]
             if middle not in prefixes and re.fullmatch(r"[0-9a-fA-F]{8}", middle):

@@ -329,6 +329,30 @@ def test_wrong_layout_key_and_expired_layout_are_named(
     assert verdict.message.startswith("the layout expired at ")
 
 
+@pytest.mark.parametrize(
+    ("run", "outcome"),
+    [(["false"], "inspection-failed"), (["/nonexistent/inspect"], "exit 3")],
+    ids=["fails", "cannot-run"],
+)
+def test_an_inspection_that_fails_or_cannot_run(
+    keyring: Keys, plan: BuildPlan, tmp_path: Path, artifact: Path, run: list[str], outcome: str
+) -> None:
+    """A command that ran and said no is a failed check (exit 1); one that could not run is exit 3."""
+    write_links(keyring, plan, tmp_path / "links", "alice", "bob")
+    layout = load_example().make_layout(
+        [keyring.public(n) for n in ("alice", "bob")], 2, ARTIFACT, datetime.now(UTC) + timedelta(days=1), "rebuild"
+    )
+    layout.inspect[0].run = run
+    metablock = Metablock(signed=layout)
+    metablock.create_signature(CryptoSigner(keyring.signer("owner").key))
+    (tmp_path / "root.layout").write_text(repr(metablock))
+    code, output = verify_layout_cli(keyring, tmp_path / "root.layout", tmp_path / "links", "--artifact", str(artifact))
+    if outcome == "exit 3":
+        assert code == 3 and "an inspection of" in output and "could not run" in output, output
+    else:
+        assert code == 1 and "FAILED, an inspection command failed" in output, output
+
+
 def test_a_layout_in_a_dsse_envelope_verifies_too(
     keyring: Keys, plan: BuildPlan, tmp_path: Path, artifact: Path
 ) -> None:
