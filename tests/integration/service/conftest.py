@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,16 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=30)
             self.process = None
+
+
+@pytest.fixture()
+def no_leftover_service_containers(docker_client: Any) -> Iterator[None]:
+    """No sandbox container of a service worker outlives the test (each carries its worker's label)."""
+    from rebuild.service.runner import WORKER_LABEL
+
+    yield
+    left = docker_client.containers.list(all=True, filters={"label": WORKER_LABEL})
+    assert left == [], f"service containers left behind: {[c.name for c in left]}"
 
 
 @pytest.fixture()

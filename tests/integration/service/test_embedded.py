@@ -19,7 +19,7 @@ from tests.integration.service.conftest import wait_for
 from tests.integration.service.fastjobs import fast_release
 from tests.integration.test_pipeline import REBUILD, rebuild
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_service_containers")]
 
 
 def service(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,12 +56,14 @@ def test_queue_work_status_publish_and_verify(tmp_path: Path, builder_image: str
     assert len(published["signed"]) == 3 and len(published["published"]) == 3
     (pub,) = (out / "keys").glob("*.pub")
     passed = out / published["published"][0]
-    check = rebuild("attestation", "verify", str(passed), "--key", str(pub), "--artifact", str(good[0].parent / "data-1.txt"))
+    check = rebuild(
+        "attestation", "verify", str(passed), "--key", str(pub), "--artifact", str(good[0].parent / "data-1.txt")
+    )
     assert check.returncode == 0, check.stderr
     failed = next(out / p for p in published["published"] if "data-3" in p)
     # a FAILED summary is signed and about the artifact, and its verdict is FAILED: verification says so (exit 1)
-    check = rebuild("attestation", "verify", str(failed), "--key", str(pub), "--artifact", str(bad.parent / "data-3.txt"),
-                    "--json")  # fmt: skip
+    artifact = bad.parent / "data-3.txt"
+    check = rebuild("attestation", "verify", str(failed), "--key", str(pub), "--artifact", str(artifact), "--json")
     verdict = json.loads(check.stdout)
     assert check.returncode == 1 and verdict["envelopes"][0]["reached"] == "result"
     assert verdict["envelopes"][0]["signers"] and "'FAILED', not PASSED" in verdict["message"]
