@@ -232,7 +232,7 @@ def _check_request(request: BuildRequest) -> None:
             raise SandboxError(f"sandbox {what} {value!r} is not allowed")
     for what, number in (("uid", request.uid), ("gid", request.gid)):
         if isinstance(number, bool) or not isinstance(number, int) or not 0 < number <= MAX_ID:
-            raise SandboxError(f"sandbox {what} {number!r} is not allowed: builds never run as root (1..{MAX_ID})")
+            raise SandboxError(f"sandbox {what} {number!r} is not allowed: an ordinary user, never root (1..{MAX_ID})")
     targets = [request.build_path, *request.scratch, *(m.target for m in request.inputs)]
     if len(set(targets)) != len(targets):
         raise SandboxError(f"two mounts share a container path: {sorted(targets)}")

@@ -172,10 +172,17 @@ def check_release(
         out_dir=work if keep else None,
     )
     if nondeterministic:
+        varied = [b for b in runner.builds if b.variations]
+        everywhere = bool(varied) and all(b.outcome != IDENTICAL for b in varied)
         report.notes.append(
-            "the build differs from itself with nothing varied: it is nondeterministic (randomness, or the "
-            "clock between two builds), not sensitive to a variation; bisection would mean nothing, so each "
-            "variation was built alone and judged by what it changes beyond that"
+            (
+                "the output differs under every variation, including none"
+                if everywhere
+                else "the output differs with nothing varied"
+            )
+            + ": that is nondeterminism (randomness, or the clock running between two builds), not a variation; "
+            "bisection would mean nothing, so each variation was built on its own and judged by what it changes "
+            "beyond that"
         )
     if signer is not None:
         name = Path(next(iter(sorted(report.artifacts)))).name

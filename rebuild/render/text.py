@@ -258,32 +258,35 @@ class TextRenderer:
         for name, sha in sorted(report.artifacts.items()):
             out.print(f"reference {esc(name)}  sha256:{esc(sha)}")
         table = Table(title="rebuild check")
-        for column in ("variation", "reference -> varied", "identical?", "what differs", "build"):
-            table.add_column(column, overflow="fold")
+        table.add_column("variation", overflow="fold", max_width=34)
+        table.add_column("identical?")
+        table.add_column("what differs", overflow="fold", ratio=1)
         for row in report.rows:
             s = row.setting
             values = f"{esc(s.reference)} -> {esc(s.varied)}" if s.reference or s.varied else esc(s.what)
             detail = esc(row.detail)
             if row.outcome == "follows":
                 detail = f"follows SOURCE_DATE_EPOCH, which rebuilders take from the plan: {detail}"
-            build = str(row.build) if row.build is not None else "-"
-            table.add_row(esc(s.name), values, CHECK_OUTCOMES.get(row.outcome, esc(row.outcome)), detail, build)
+            if row.build is not None:
+                detail += f" [dim](build {row.build})[/]"
+            outcome = CHECK_OUTCOMES.get(row.outcome, esc(row.outcome))
+            table.add_row(f"[bold]{esc(s.name)}[/]\n[dim]{values}[/]", outcome, detail)
         out.print(table)
         for note in report.notes:
             out.print(f"[yellow]note:[/] {esc(note)}")
-        for what, why in report.not_varied:
-            out.print(f"[dim]not varied: {esc(what)}: {esc(why)}[/]")
+        not_varied = ", ".join(what for what, _ in report.not_varied)
+        out.print(f"[dim]not varied in a hardened container (see docs/check.md): {esc(not_varied)}[/]")
         how = "all at once, then bisected" if report.bisected else "each on its own" if report.nondeterministic else ""
-        seconds = sum(b.seconds for b in report.builds)
-        out.print(f"{len(report.builds)} builds{f' ({how})' if how else ''}, {report.seconds:.1f} s"
-                  f" ({seconds:.1f} s building)")
+        building = sum(b.seconds for b in report.builds)
+        how_text = f" ({how})" if how else ""
+        out.print(f"{len(report.builds)} builds{how_text} in {report.seconds:.1f} s ({building:.1f} s building)")
         if report.statement:
             out.print(f"statement {esc(report.statement)}")
         if report.out_dir:
             out.print(f"builds and report in {esc(report.out_dir)}")
         if report.nondeterministic:
-            culprits = f"; also sensitive to {esc(', '.join(report.culprits))}" if report.culprits else ""
-            out.print(f"[bold red]NOT REPRODUCIBLE[/]: nondeterministic (differs with nothing varied){culprits}")
+            also = f"; also sensitive to {esc(', '.join(report.culprits))}" if report.culprits else ""
+            out.print(f"[bold red]NOT REPRODUCIBLE[/]: nondeterministic (differs with nothing varied){also}")
         elif report.culprits or report.interacting:
             groups = [" + ".join(g) for g in report.interacting]
             out.print(f"[bold red]NOT REPRODUCIBLE[/] under: {esc(', '.join([*report.culprits, *groups]))}")
