@@ -56,6 +56,7 @@ def _refusal(output: str) -> str:
     line = next((ln for ln in output.splitlines() if ln.startswith(("error:", "internal error:"))), "")
     line = re.sub(r"/tmp/[^\s:'\"]*", "PATH", line)
     line = re.sub(r"[0-9a-f]{16,}", "HEX", line)
+    line = re.sub(r"0x[0-9a-f]{2}", "0xHH", line)
     line = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", line)
     line = re.sub(r"\d+", "N", line)
     return line[:110]

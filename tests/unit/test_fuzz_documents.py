@@ -38,6 +38,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -45,15 +46,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rebuild import dsse, uris
+from rebuild.attest import dsse, uris
+from rebuild.attest.keys import PrivateKey, key_id
+from rebuild.attest.statements import ResourceRef, Subject, verification_summary
+from rebuild.build.images import ImageSpec
 from rebuild.cli import app
-from rebuild.keys import PrivateKey, key_id
+from rebuild.errors import Error
 from rebuild.plan import Environment, Output, Source
 from rebuild.recipes import RecipeBook
-from rebuild.statements import ResourceRef, Subject, verification_summary
+from tests.conftest import VECTORS
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-VECTORS = ROOT / "tests" / "data" / "vectors"
 ARTIFACT = "demo-1.0.tar.gz"
 ARTIFACT_BYTES = b"the published bytes of demo 1.0\n"
 SOURCE = "demo-source.tar"
@@ -650,7 +652,8 @@ KEYS = [
 # --- the mutable tree of a JSON document -------------------------------------------------------------
 
 
-def _decode_payload(text: Any) -> tuple[Any, bool] | None:
+def _decode_payload(text: Any) -> dict[str, Any] | list[Any] | None:
+    """The JSON object or array a base64 payload holds, if it holds one."""
     raw = _b64(text)
     if raw is None:
         return None
@@ -658,7 +661,7 @@ def _decode_payload(text: Any) -> tuple[Any, bool] | None:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return (value, True) if isinstance(value, dict | list) else None
+    return value if isinstance(value, dict | list) else None
 
 
 def expand(node: Any) -> Any:
@@ -671,7 +674,7 @@ def expand(node: Any) -> Any:
     for key in ("payload", "statement"):
         decoded = _decode_payload(out.get(key)) if key in out else None
         if decoded is not None:
-            out[key] = Embedded(expand(decoded[0]), out[key])
+            out[key] = Embedded(expand(decoded), out[key])
     return out
 
 
@@ -1045,9 +1048,6 @@ def mutate_json(seed: Seed, rnd: random.Random) -> Document:
 def repair(tree: Any) -> list[str]:
     """Make a mutated plan of ours consistent again where a rebuilder could (steps rendered from the
     parameters, the image reference from its spec), so the document reaches the checks behind those."""
-    from rebuild.errors import Error
-    from rebuild.image import ImageSpec
-
     done = []
     for _path, node in list(nodes(tree)):
         statement = node.value if isinstance(node, Embedded) else node
@@ -1080,7 +1080,7 @@ BUILDINFO_NAMES = [name for name, _ in BUILDINFO_FIELDS] + ["Binary-Only-Changes
 
 def hostile_deb822_value(rnd: random.Random, name: str) -> str:
     sha = rnd.choice(("5b" * 32, "AB" * 32, "5b" * 31, hostile_string(rnd).replace("\n", "")))
-    size = rnd.choice(("53044", "-1", "0x10", "99999999999999999999999", "", "1e3"))
+    size = rnd.choice(("53044", "-1", "0x10", "99999999999999999999999", "9" * 5000, "", "1e3"))
     filename = rnd.choice(
         (
             "hello_2.10-3_amd64.deb",
@@ -1284,7 +1284,7 @@ def _argv(command: str, doc: Document, path: Path, ws: Workspace, rnd: random.Ra
         argv = ["attestation", "verify", str(path), "--key", str(ws.key), "--digest", doc.seed.digest]
         if rnd.random() < 0.3:
             argv.append("--json")
-        for level in required_levels(argv, doc.seed, rnd):
+        for level in required_levels(doc.seed, rnd):
             argv += ["--require-level", level]
         return argv
     if command == "verify":
@@ -1302,7 +1302,7 @@ def _argv(command: str, doc: Document, path: Path, ws: Workspace, rnd: random.Ra
     raise ValueError(command)
 
 
-def required_levels(argv: list[str], seed: Seed, rnd: random.Random) -> tuple[str, ...]:
+def required_levels(seed: Seed, rnd: random.Random) -> tuple[str, ...]:
     """The levels to ask for: the default, or also those with deviations, or the seed's own."""
     roll = rnd.random()
     if roll < 0.1:
@@ -1500,6 +1500,16 @@ def test_verify_refuses_mutated_provenance_without_a_trace(seed: int, rnd: rando
     _check("verify", seed, rnd)
 
 
+OWN_PROVENANCE_SEEDS = [i for i, s in enumerate(seeds()) if s.name.startswith("own provenance")]
+
+
+@FUZZ
+@given(seed=st.sampled_from(OWN_PROVENANCE_SEEDS), rnd=st.randoms(use_true_random=False))
+def test_verify_refuses_mutated_plans_of_our_own_buildtype(seed: int, rnd: random.Random) -> None:
+    """Our own provenance is read back into a plan field by field: the richest surface a document has."""
+    _check("verify", seed, rnd)
+
+
 @FUZZ
 @given(seed=st.sampled_from(BUILDINFO_SEEDS), rnd=st.randoms(use_true_random=False))
 def test_verify_refuses_mutated_buildinfo_without_a_trace(seed: int, rnd: random.Random) -> None:
@@ -1536,3 +1546,82 @@ def test_the_seeds_are_honest() -> None:
     for seed in seeds():
         if seed.kind == "json":
             assert seed.digest in subject_digests(seed.data) or seed.name == "dsse spec vector", seed.name
+
+
+# --- what the fuzzing found, each as its smallest document -------------------------------------------------
+
+OURS = uris.BUILD_TYPE
+STATEMENT = '{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","subject":[],'
+HEX = "a" * 64
+FOUND: list[tuple[str, str, bytes]] = [
+    ("pgp-marker-inside-a-line", "x.buildinfo", b"X: -----BEGIN PGP SIGNED MESSAGE-----\n"),
+    (
+        "checksums-size-longer-than-python-converts",
+        "x.buildinfo",
+        b"Source: hello\nVersion: 1\nArchitecture: amd64\nInstalled-Build-Depends: gcc (= 1)\nChecksums-Sha256:\n "
+        + f"{HEX} {'9' * 4301} a.deb\n".encode(),
+    ),
+    ("build-definition-a-list", "p.json", f'{STATEMENT}"predicate":{{"buildDefinition":[]}}}}'.encode()),
+    (
+        "dependency-name-an-object",
+        "p.json",
+        f'{STATEMENT}"predicate":{{"buildDefinition":{{"buildType":"{OURS}","externalParameters":{{}},'
+        '"resolvedDependencies":[{"name":{}}]}}}'.encode(),
+    ),
+    (
+        "output-name-a-list",
+        "p.json",
+        f'{STATEMENT}"predicate":{{"buildDefinition":{{"buildType":"{OURS}","externalParameters":'
+        '{"environment":{},"outputs":[[]]},"resolvedDependencies":[{"name":"source","digest":{}},'
+        '{"name":"recipe"},{"name":"builder-image"}]}}}'.encode(),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "filename", "data"), FOUND, ids=[f[0] for f in FOUND])
+def test_what_the_fuzzing_found_is_refused_cleanly(name: str, filename: str, data: bytes) -> None:
+    seed = Seed(name, filename, data, "buildinfo" if filename.endswith(".buildinfo") else "json", "sha256:" + HEX)
+    with workspace() as ws:
+        outcome = run_command("verify", Document(seed, data, []), ws, random.Random(0), runner)
+    assert not outcome.problems, report(Document(seed, data, []), outcome)
+
+
+RUN_DIRS: list[tuple[str, bytes, bytes | None]] = [
+    ("report-a-list", b"[]", b"Source: x\n"),
+    ("report-nested-deep", b"[" * 100000 + b"]" * 100000, b"Source: x\n"),
+    ("report-a-long-integer", b'{"a":' + b"9" * 5000 + b"}", b"Source: x\n"),
+    ("buildinfo-not-utf8", b'{"plan":{"recipe":{"name":"debian-binary"}}}', b"Source: x\n\xff\n"),
+    ("buildinfo-a-directory", b'{"plan":{"recipe":{"name":"debian-binary"}}}', None),
+    (
+        "artifact-without-verdict",
+        b'{"plan":{"recipe":{"name":"debian-binary"}},"artifacts":[{"name":"a.deb"}]}',
+        f"Checksums-Sha256:\n {HEX} 1 a.deb\n".encode(),
+    ),
+    ("artifact-a-number", b'{"plan":{"recipe":{"name":"debian-binary"}},"artifacts":[1]}', b"A: b\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "report_bytes", "buildinfo"), RUN_DIRS, ids=[r[0] for r in RUN_DIRS])
+def test_a_hostile_run_directory_found_by_fuzzing_is_refused_cleanly(
+    name: str, report_bytes: bytes, buildinfo: bytes | None, tmp_path: Path
+) -> None:
+    (tmp_path / "run" / "rebuilt").mkdir(parents=True)
+    (tmp_path / "run" / "verify-report.json").write_bytes(report_bytes)
+    target = tmp_path / "run" / "rebuilt" / "x.buildinfo"
+    target.mkdir() if buildinfo is None else target.write_bytes(buildinfo)
+    result = runner.invoke(app, ["buildinfo", str(tmp_path / "run"), "--out", str(tmp_path / "dest")])
+    assert result.exit_code in EXIT_CODES and not _output_problems(result.output), result.output
+
+
+@pytest.mark.parametrize("filename", ["p.intoto.jsonl", "x.buildinfo"])
+def test_a_fifo_in_place_of_a_document_does_not_block(filename: str, tmp_path: Path) -> None:
+    """A directory of documents from elsewhere may hold a fifo: reading it must not wait for a writer."""
+    fifo = tmp_path / filename
+    os.mkfifo(fifo)
+    argv = ["verify", str(fifo), "--out", str(tmp_path / "out"), "--archive", f"{UNREACHABLE}/debian"]
+    try:
+        with deadline(10):
+            result = runner.invoke(app, argv, env={**OFFLINE_ENV, "REBUILD_CACHE_DIR": str(tmp_path / "cache")})
+    except Hang:
+        pytest.fail(f"rebuild verify {filename} waited for a writer on a fifo for 10 s")
+    assert result.exit_code in EXIT_CODES and not _output_problems(result.output), result.output
