@@ -65,6 +65,21 @@ def target_directory(out_dir: Path, target: str) -> Path:
     return out_dir / slug[:200]
 
 
+def target_directories(out_dir: Path, targets: Sequence[str]) -> dict[str, Path]:
+    """One directory per target, never shared: two files with one name get ``NAME`` and ``NAME-2``
+    (the second run would otherwise clear the first one's verdict)."""
+    chosen: dict[str, Path] = {}
+    taken: set[Path] = set()
+    for target in targets:
+        path, number = target_directory(out_dir, target), 1
+        while path in taken:
+            number += 1
+            path = target_directory(out_dir, target).with_name(f"{target_directory(out_dir, target).name}-{number}")
+        taken.add(path)
+        chosen.setdefault(target, path)
+    return chosen
+
+
 def row_of(target: str, report: VerifyReport, seconds: float) -> BatchRow:
     return BatchRow(
         target=target,

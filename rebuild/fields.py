@@ -43,8 +43,10 @@ GIT_URL = re.compile(
 )
 GIT_REF = re.compile(r"^[A-Za-z0-9._/+-]{1,255}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # POSIX
-# The only variables a plan may add to the build's environment: what a .buildinfo records.
-ENV_EXTRA_ALLOWED = re.compile(r"^(DEB_[A-Z0-9_]+|LANGUAGE)$")
+# The only variables a plan may add to the build's environment, and their values' grammar. Not DEB_*: dpkg
+# turns DEB_CFLAGS_APPEND and friends into compiler options (-wrapper, -fplugin, @file run code).
+ENV_EXTRA_ALLOWED = re.compile(r"^(DEB_BUILD_OPTIONS|DEB_BUILD_PROFILES|LANGUAGE)$")
+ENV_EXTRA_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+ -]{0,1024}$")
 TZ = re.compile(r"^[A-Za-z0-9_+:,./<>-]{1,64}$")
 LOCALE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 PARAMETER_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -163,9 +165,11 @@ def environment_extra(variables: Any) -> dict[str, str]:
     for name, value in variables.items():
         check_str("environment variable name", name, ENV_NAME, "it must follow POSIX (letters, digits, _)")
         if not ENV_EXTRA_ALLOWED.match(name):
-            raise fail("environment variable", name, "a plan may add only DEB_* variables and LANGUAGE")
-        if not isinstance(value, str) or "\0" in value or len(value) > MAX_VALUE or not value.isprintable():
-            raise fail(f"environment variable {name}", value, "its value must be printable text without NUL")
+            raise fail(
+                "environment variable", name, "a plan may add only DEB_BUILD_OPTIONS, DEB_BUILD_PROFILES and LANGUAGE"
+            )
+        if not isinstance(value, str) or not ENV_EXTRA_VALUE.match(value):
+            raise fail(f"environment variable {name}", value, "its value must be words of letters, digits and _.,:=+-")
     return dict(variables)
 
 

@@ -256,9 +256,9 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
         )
     ext = require(p, "buildDefinition.externalParameters", dict, PROVENANCE, _invalid)
     deps = {
-        d.get("name"): d
+        d["name"]: d
         for d in require(p, "buildDefinition.resolvedDependencies", list, PROVENANCE, _invalid)
-        if isinstance(d, Mapping)
+        if isinstance(d, Mapping) and isinstance(d.get("name"), str)
     }
     for needed in ("source", "recipe", "builder-image"):
         if needed not in deps:
@@ -274,7 +274,10 @@ def plan_from_provenance(stmt: ParsedStatement) -> BuildPlan:
             group, _, filename = name.removeprefix("input:").partition("/")
             inputs.append(Input(group, filename, require(dep, "uri", str, PROVENANCE, _invalid), _sha256_of(dep, name)))
     expected = {s.name: s.digest.get("sha256") for s in stmt.subjects}
-    outputs = tuple(Output(name, expected.get(name)) for name in require(ext, "outputs", list, PROVENANCE, _invalid))
+    names = require(ext, "outputs", list, PROVENANCE, _invalid)
+    if not all(isinstance(name, str) for name in names):
+        raise PlanError("provenance field 'outputs' must be a list of file names")
+    outputs = tuple(Output(name, expected.get(name)) for name in names)
     image_digest = "sha256:" + _sha256_of(deps["builder-image"], "builder-image")
     return BuildPlan(
         source=Source(

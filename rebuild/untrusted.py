@@ -34,10 +34,17 @@ T = TypeVar("T")
 
 MAX_DEPTH = 64  # SLSA, in-toto and Sigstore documents nest about 8 deep
 MAX_DOCUMENT_BYTES = 64 << 20
+# Objects and arrays in one document, counted before parsing (each costs ~100 bytes of memory per byte of
+# input: 64 MiB of "[{},{},...]" would take gigabytes). Real provenance and bundles hold a few thousand.
+MAX_CONTAINERS = 200_000
 MAX_INTEGER_DIGITS = 40  # an epoch, a size, a log index: all far shorter
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# control characters (newline and tab too: one value never forges a second line), bidi and other invisible
+# format characters, lone surrogates
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
 _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))"
@@ -103,6 +110,8 @@ def load_json(data: str | bytes, what: str, *, max_bytes: int = MAX_DOCUMENT_BYT
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError(f"{what} is not UTF-8 text (byte {e.start})") from None
+    if data.count("{") + data.count("[") > MAX_CONTAINERS:  # counts brackets in strings too: conservative
+        raise InputError(f"{what} holds more than {MAX_CONTAINERS} objects and arrays")
     try:
         doc = json.loads(data, object_pairs_hook=_pairs, parse_int=_integer, parse_constant=_constant)
     except _Refused as e:

@@ -12,6 +12,8 @@ are an explicit ordered registry, most specific first.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from rebuild.untrusted import dig
 
 SIGSTORE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
 MAX_FILE_BYTES = 64 << 20
+MAX_LINES = 10_000  # documents in one JSON Lines file; each is parsed and checked before the next
 _JSON_SPACE = " \t\r\n"  # JSON's whitespace; str.strip() would also take U+2028 and friends
 
 
@@ -43,8 +46,12 @@ def read_envelopes(path: Path) -> list[LoadedEnvelope]:
         ProvenanceError: unreadable, not UTF-8, not strict JSON, or no known wrapper (exit 2).
     """
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows or is a device
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block the open
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ProvenanceError(f"{path} is not a regular file")
+            os.set_blocking(fd, True)
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows
     except FileNotFoundError as e:
         raise ProvenanceError(f"{path} does not exist") from e
     except OSError as e:
@@ -97,6 +104,8 @@ def _json_documents(text: str, name: str) -> Iterator[tuple[str, Any, bytes]]:
     lines = [(n, line) for n, line in lines if line]
     if len(lines) < 2:
         raise ProvenanceError(whole.message) from None
+    if len(lines) > MAX_LINES:
+        raise ProvenanceError(f"{name} holds more than {MAX_LINES} JSON lines")
     for index, (number, line) in enumerate(lines):
         try:
             doc = load_document(line, f"{name}: line {number}")

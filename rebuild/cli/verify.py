@@ -140,9 +140,10 @@ def verify(
                 raise
         render.verify(report)
         raise typer.Exit(0 if report.reproduced else 1)
+    directories = batch.target_directories(out_dir, all_targets)
     rows = batch.verify_batch(
         all_targets,
-        lambda target: verifier.verify(target, batch.target_directory(out_dir, target)),
+        lambda target: verifier.verify(target, directories[target]),
         on_error=lambda e: traceback.print_exception(e) if verbose(ctx) else None,
         progress=render.progress,
     )

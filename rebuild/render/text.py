@@ -249,7 +249,8 @@ class TextRenderer:
                 f"[bold]{esc(item['origin'])}[/] {esc(item['wrapper'])}, {esc(item['signatures'])} signature(s)"
             )
             if "statement" in item:
-                self.out.print(esc(json.dumps(item["statement"], indent=2, sort_keys=True)))
+                for line in json.dumps(item["statement"], indent=2, sort_keys=True).splitlines():
+                    self.out.print(esc(line))  # line by line: a value never forges a line of its own
             else:
                 self.out.print(f"  [red]{esc(item['error'])}[/]")
 

@@ -439,3 +439,43 @@ def test_a_build_requirement_never_makes_pip_run_code_on_the_host(requirement: s
     with pytest.raises(PlanError, match="build requirement"):
         resolve_wheelhouse([text])  # the resolver refuses it too, whoever calls it
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_trusted_signature_over_another_payload_type_is_no_provenance(tmp_path: Path) -> None:
+    """DSSE signs the payload type too: our key over a non-in-toto envelope must not make a statement."""
+    d, ext, deps, sha = release(tmp_path)
+    trusted_pub, trusted = keypair(tmp_path, "trusted")
+    path = write_provenance(d, ext, deps, sha, [trusted])
+    envelope = json.loads(path.read_text())
+    payload = base64.b64decode(envelope["payload"])
+    other = dsse.sign(payload, [trusted], payload_type="application/vnd.example.not-in-toto+json")
+    write_jsonl(path, [other])
+    result = runner.invoke(
+        app, ["verify", str(path), "--provenance-key", str(trusted_pub), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is not application/vnd.in-toto+json" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEB_CFLAGS_APPEND", "-wrapper /bin/sh,-c,id"),
+        ("DEB_BUILD_OPTIONS", "nocheck $(id)"),
+        ("DEB_BUILD_OPTIONS", "parallel=2\nX=1"),
+    ],
+    ids=["compiler-flags", "shell-in-options", "newline"],
+)
+def test_only_plain_debian_build_options_reach_the_build_environment(name: str, value: str, tmp_path: Path) -> None:
+    d, ext, deps, sha = release(tmp_path)
+    ext["environment"]["extra"] = {name: value}
+    result = runner.invoke(app, ["verify", str(write_provenance(d, ext, deps, sha)), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "environment variable" in result.output
+
+
+def test_one_value_never_forges_a_line_of_output() -> None:
+    from rebuild.untrusted import printable
+
+    assert printable("x\n  signature   verified with key 0123") == "x\\x0a  signature   verified with key 0123"
+    assert "\u200e" not in printable("a\u200eb\u061cc")

@@ -39,3 +39,16 @@ def test_a_failed_verify_with_json_prints_its_failure_report(tmp_path: Path) -> 
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
     assert doc["outcome"] == "could not verify" and "does not exist" in doc["error"]
+
+
+def test_two_targets_with_one_file_name_get_their_own_directories(tmp_path: Path) -> None:
+    from rebuild.batch import target_directories
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "p.intoto.jsonl").write_text("{}")
+    targets = [str(tmp_path / "a" / "p.intoto.jsonl"), str(tmp_path / "b" / "p.intoto.jsonl"), "pypi:x==1", ".."]
+    dirs = target_directories(tmp_path / "out", targets)
+    assert len(set(dirs.values())) == 4
+    assert all(p.parent == tmp_path / "out" for p in dirs.values())
