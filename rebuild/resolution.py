@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rebuild.attest.sigstore import SigstoreResult
 from rebuild.plan import BuildPlan
 
 
@@ -25,8 +26,11 @@ class SignatureStatus(enum.Enum):
     """What is known of a document's signature. Only VERIFIED counts when keys are given."""
 
     VERIFIED = "verified"
+    SIGSTORE_VERIFIED = "verified with Sigstore"  # the certificate, the log entry, the identity policy
     DOES_NOT_VERIFY = "does not verify"
-    SIGSTORE_NOT_CHECKED = "sigstore, not checked"
+    SIGSTORE_DOES_NOT_VERIFY = "sigstore, does not verify"  # a certificate, a log entry or a signature is wrong
+    IDENTITY_MISMATCH = "signed by another identity"  # Sigstore: not whom the policy expects
+    SIGSTORE_NOT_CHECKED = "sigstore, not checked"  # a bundle the library cannot check (named in ``detail``)
     NOT_CHECKED = "signed, not checked"
     UNSIGNED = "unsigned"
     DESCRIBED = "described"  # known only by an adapter's words (see ``Signature.described``)
@@ -45,11 +49,33 @@ class Signature:
     status: SignatureStatus
     keyid: str = ""  # the trusted key that verified it
     detail: str = ""
+    sigstore: tuple[SigstoreResult, ...] = ()  # who signed, when SIGSTORE_VERIFIED (PEP 740: one per file)
 
     @classmethod
     def described(cls, text: str) -> Signature:
         """A signature known only by an adapter's words, with no status to decide on."""
         return cls(SignatureStatus.DESCRIBED, detail=text)
+
+    def trusted(self, pinned: bool) -> bool:
+        """Verified by a trusted key, or by Sigstore under an identity the user pinned."""
+        return self.status is SignatureStatus.VERIFIED or (self.status is SignatureStatus.SIGSTORE_VERIFIED and pinned)
+
+    @property
+    def trusted_builder(self) -> bool:
+        """Verified with Sigstore, and every signer is a ``--trusted-builder`` (never without a verified identity)."""
+        return (
+            self.status is SignatureStatus.SIGSTORE_VERIFIED
+            and bool(self.sigstore)
+            and all(r.trusted_builder for r in self.sigstore)
+        )
+
+    @property
+    def refused(self) -> bool:
+        """A Sigstore signature that was checked and is wrong, or whose signer is not the expected one."""
+        return self.status in (SignatureStatus.SIGSTORE_DOES_NOT_VERIFY, SignatureStatus.IDENTITY_MISMATCH)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "words": str(self), "sigstore": [r.as_dict() for r in self.sigstore]}
 
     def __str__(self) -> str:
         if self.detail or self.status is SignatureStatus.DESCRIBED:
@@ -57,9 +83,10 @@ class Signature:
         return {
             SignatureStatus.VERIFIED: f"verified with key {self.keyid[:16]}",
             SignatureStatus.DOES_NOT_VERIFY: "signature does NOT verify with the given key(s)",
-            SignatureStatus.SIGSTORE_NOT_CHECKED: (
-                "signed with a Sigstore certificate: not checked (needs the Sigstore trust root; pass --provenance-key)"
-            ),
+            SignatureStatus.SIGSTORE_VERIFIED: "verified with Sigstore",
+            SignatureStatus.SIGSTORE_DOES_NOT_VERIFY: "Sigstore signature does NOT verify",
+            SignatureStatus.IDENTITY_MISMATCH: "signed with Sigstore by another identity than the expected one",
+            SignatureStatus.SIGSTORE_NOT_CHECKED: "signed with a Sigstore certificate: not checked",
             SignatureStatus.NOT_CHECKED: "signed, not checked (no --provenance-key)",
             SignatureStatus.UNSIGNED: "unsigned",
         }[self.status]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.attest.keys import PublicKey
+from rebuild.attest.sigstore import SigstorePolicy
 from rebuild.fetch.cache import BlobCache
 from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
@@ -28,6 +29,7 @@ class ResolveContext:
     work_dir: Path  # where an adapter writes the documents it makes (the run's output directory)
     artifacts: Sequence[Path] = ()
     provenance_keys: Sequence[PublicKey] = ()
+    sigstore: SigstorePolicy = field(default_factory=SigstorePolicy)  # trust root, identity, trusted builders
     index_url: str = DEFAULT_INDEX
     git_mirrors: Mapping[str, str] = field(default_factory=dict)
     archive: str = DEFAULT_DEBIAN_ARCHIVE

@@ -257,10 +257,13 @@ def describe(found: FoundStatement) -> dict[str, Any]:
         "wrapper": found.loaded.wrapper,
         "where": found.loaded.origin,
         "signature": str(found.signature),
+        "signatureStatus": found.signature.status.value,
         "statementType": stmt.type,
         "predicateType": stmt.predicate_type,
         "subjects": [{"name": s.name, "digest": dict(s.digest)} for s in stmt.subjects],
     }
+    if found.signature.sigstore:
+        doc["sigstore"] = [r.as_dict() for r in found.signature.sigstore]
     rebuild = what_rebuilds(stmt)
     if isinstance(rebuild, Recorded):
         ext = dig(stmt.predicate, "buildDefinition", "externalParameters")
