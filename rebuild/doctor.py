@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.errors import DockerUnavailableError
+from rebuild.errors import DockerUnavailableError, InputError
 from rebuild.recipes import RecipeBook
 
 
@@ -23,13 +23,19 @@ class Check:
 class DoctorReport:
     checks: list[Check] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
+    trust_root: dict[str, Any] = field(default_factory=dict)  # the Sigstore root in use, its date and age
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checks": [asdict(c) for c in self.checks], "images": self.images}
+        return {
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+            "images": self.images,
+            "sigstore_trust_root": self.trust_root,
+        }
 
 
 def _tool_version(tool: str, *args: str) -> str | None:
@@ -42,6 +48,27 @@ def _tool_version(tool: str, *args: str) -> str | None:
         return f"{path} (version unknown)"
     first = (out.stdout or out.stderr).strip().splitlines()
     return f"{first[0] if first else 'version unknown'} ({path})"
+
+
+TRUST_ROOT_MAX_AGE_DAYS = 365  # older: keys rotated since are unknown to it (docs/sigstore.md)
+
+
+def trust_root_check(path: Path | None = None) -> tuple[Check, dict[str, Any]]:
+    """Which Sigstore trust root verification uses (pinned, or ``--trust-root``), its date and its age."""
+    from rebuild.attest.sigstore import load_trust_root
+
+    try:
+        root = load_trust_root(path)
+    except InputError as e:
+        return Check("sigstore trust root", False, e.message), {}
+    age = root.age_days()
+    detail = (
+        f"{root.source}: {root.path}, of {root.taken.isoformat()} ({age} days old), sha256 {root.sha256[:16]}...; "
+        "another with --trust-root FILE"
+    )
+    if age > TRUST_ROOT_MAX_AGE_DAYS:
+        detail += f"; older than {TRUST_ROOT_MAX_AGE_DAYS} days: update rebuild-verifier or pass a newer root"
+    return Check("sigstore trust root", age <= TRUST_ROOT_MAX_AGE_DAYS, detail), {**root.as_dict(), "age_days": age}
 
 
 def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
@@ -64,6 +91,8 @@ def run_doctor(cache_dir: Path, recipes: RecipeBook) -> DoctorReport:
     report.checks.append(
         Check("diffoscope tools", not helpers, "all found" if not helpers else "missing: " + ", ".join(helpers))
     )
+    check, report.trust_root = trust_root_check()
+    report.checks.append(check)
     cache_dir.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(cache_dir)
     free_gib = usage.free / (1 << 30)

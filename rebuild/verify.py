@@ -22,6 +22,7 @@ from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild.attest import statements, uris
 from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.keys import PublicKey, Signer
+from rebuild.attest.sigstore import SLSA_BUILD_LEVEL_3, SigstorePolicy
 from rebuild.attest.statements import ResourceRef, Subject
 from rebuild.build.sandbox import Limits
 from rebuild.errors import EnvironmentFailure, Error, PlanError, VerificationError
@@ -39,7 +40,7 @@ from rebuild.pipeline import (
 from rebuild.plan import BuildPlan, Output
 from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
-from rebuild.resolution import Candidate, Resolution
+from rebuild.resolution import Candidate, Resolution, Signature
 from rebuild.resolve import resolve
 from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE, ResolveContext
 
@@ -129,6 +130,8 @@ class VerifyReport:
             "reproduced": self.reproduced,
             "provenance": str(self.provenance),
             "provenance_signature": self.provenance_signature,
+            "provenance_signature_status": self.resolution.signature.status.value,
+            "provenance_sigstore": [r.as_dict() for r in self.resolution.signature.sigstore],  # who signed it
             "summary": self.resolution.summary,
             "artifacts": [c.as_dict() for c in self.comparisons],
             "published_matches_provenance": {c.name: True for c in self.comparisons},  # checked before building
@@ -215,6 +218,7 @@ class Verifier:
     verifier_id: str = uris.VERIFIER_ID
     progress: Progress = lambda s, m: None
     in_toto_step: str | None = None  # with a signer: also write an in-toto link for this step on a full match
+    sigstore: SigstorePolicy = field(default_factory=SigstorePolicy)  # trust root, --expect-*, --trusted-builder
     _backends: Backends | None = None
 
     def backends(self) -> Backends:
@@ -230,6 +234,7 @@ class Verifier:
             cache=BlobCache(self.cache_dir), book=self.book, work_dir=out_dir, artifacts=self.artifacts,
             provenance_keys=self.provenance_keys, index_url=self.index_url, git_mirrors=self.git_mirrors,
             archive=self.archive, allow_newer_build_deps=self.allow_newer_build_deps, progress=self.progress,
+            sigstore=self.sigstore,
         )  # fmt: skip
         return verify_target(
             target, out_dir, context, self.book, self.backends, signer=self.signer,
@@ -294,7 +299,7 @@ def verify_resolution(
         if signer is not None and (last.reproduced or attest_failures):
             attestation = _attest(
                 last.plan, resolution.origin, comparisons, last.reproduced, report_path, out_dir / "rebuilt",
-                out_dir, signer, verifier_id, started,
+                out_dir, signer, verifier_id, started, resolution.signature,
             )  # fmt: skip
         in_toto_link = None
         if signer is not None and in_toto_step and last.reproduced:  # a full match only, never a mismatch
@@ -453,12 +458,16 @@ def _attest(
     signer: Signer,
     verifier_id: str,
     started_on: str,
+    signed_by: Signature | None = None,
 ) -> Path:
     original = ResourceRef(origin.name, {"sha256": sha256_file(origin)}, name="original-provenance")
+    # who signed the provenance (Sigstore: identity and the bundle's digest); L3 only for a verified trusted builder
+    signatures = [r.resource_ref() for r in signed_by.sigstore] if signed_by is not None else []
+    levels = (SLSA_BUILD_LEVEL_3,) if signed_by is not None and signed_by.trusted_builder else ()
     envelopes = []
     if reproduced:
         subjects = [Subject(c.name, {"sha256": sha256_file(rebuilt_dir / c.name)}) for c in comparisons]
-        deps = [*plan.resolved_dependencies(), original]
+        deps = [*plan.resolved_dependencies(), original, *signatures]
         payload = statements.rebuild_provenance(
             subjects,
             plan.external_parameters(),
@@ -474,10 +483,11 @@ def _attest(
             Subject(c.name, {"sha256": c.verdict.a.sha256}),
             passed=reproduced and c.identical,
             resource_uri=c.name,
-            input_attestations=[original],
+            input_attestations=[original, *signatures],
             verifier_id=verifier_id,
             deviations=plan.deviations,
             report=report_ref,
+            extra_levels=levels,
         )
         envelopes.append(sign(vsa, signer))
     first = sorted(c.name for c in comparisons)[0].replace("/", "_")

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rebuild.attest.statements import ResourceRef
 from rebuild.errors import InputError, VerificationError
 from rebuild.untrusted import dig, dig_str, load_json, printable
 
@@ -87,7 +88,7 @@ class IdentityMismatch(VerificationError):
     def __init__(self, identity: SigstoreIdentity, problems: Sequence[str]) -> None:
         super().__init__(
             "signed by another identity: " + "; ".join(problems),
-            f"the certificate names {identity.describe_signer()}",
+            f"the certificate: {identity.describe_signer()}",
         )
         self.identity = identity
         self.problems = tuple(problems)
@@ -411,6 +412,11 @@ class SigstoreResult:
         if not self.policy.pinned:
             return text + "; identity not pinned (no --expect-repo, --expect-workflow or --expect-identity)"
         return text + f"; identity pinned ({self.policy.describe()})"
+
+    def resource_ref(self) -> ResourceRef:
+        """The bundle as an in-toto ResourceDescriptor, the identity in its annotations."""
+        digest = {"sha256": self.bundle.sha256}
+        return ResourceRef(self.bundle.uri, digest, "sigstore-bundle", {"sigstore": self.as_dict()})
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -162,11 +162,16 @@ def verification_summary(
     deviations: Sequence[str] = (),
     report: ResourceRef | None = None,
     time_verified: str | None = None,
+    extra_levels: Sequence[str] = (),
 ) -> bytes:
-    """A SLSA VSA v1 statement about the published artifact."""
+    """A SLSA VSA v1 statement about the published artifact.
+
+    ``extra_levels`` (e.g. ``SLSA_BUILD_LEVEL_3`` for provenance a trusted builder signed) go beside the
+    reproduced level, and only on a PASSED summary.
+    """
     levels: list[str] = []
     if passed:
-        levels = [uris.LEVEL_REPRODUCED_WITH_DEVIATIONS if deviations else uris.LEVEL_REPRODUCED]
+        levels = [uris.LEVEL_REPRODUCED_WITH_DEVIATIONS if deviations else uris.LEVEL_REPRODUCED, *extra_levels]
     predicate: dict[str, Any] = {
         "verifier": {"id": verifier_id, "version": {"rebuild-verifier": __version__}},
         "timeVerified": time_verified or now_rfc3339(),

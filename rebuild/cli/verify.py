@@ -20,6 +20,14 @@ from rebuild.cli.common import (
     signer,
     verbose,
 )
+from rebuild.cli.provenance import (
+    ExpectIdentityOpt,
+    ExpectIssuerOpt,
+    ExpectRepoOpt,
+    ExpectWorkflowOpt,
+    TrustRootOpt,
+    sigstore_policy,
+)
 from rebuild.errors import Error
 from rebuild.render import renderer_for
 
@@ -85,6 +93,14 @@ def verify(
     provenance_key: list[Path] = typer.Option(
         None, "--provenance-key", help="Use only provenance signed by this key (repeatable); others are refused."
     ),
+    trust_root: Path | None = TrustRootOpt,
+    expect_repo: str | None = ExpectRepoOpt,
+    expect_workflow: str | None = ExpectWorkflowOpt,
+    expect_issuer: str = ExpectIssuerOpt,
+    expect_identity: str | None = ExpectIdentityOpt,
+    trusted_builder: list[str] = typer.Option(
+        None, "--trusted-builder", help="A builder (workflow URL[@REF]) whose verified signature is SLSA Build L3."
+    ),
     no_diffoscope: bool = typer.Option(False, "--no-diffoscope", help="Skip the diffoscope report."),
     verifier_id: str = typer.Option(
         "https://rebuild-verifier.dev/verifier/v1", "--verifier-id", help="Who you are, as written in the summaries."
@@ -130,6 +146,9 @@ def verify(
             index_url, parse_mirrors(git_mirror or []), archive, allow_newer_build_deps, attest_failures,
             not no_diffoscope, verifier_id, render.progress,
             in_toto_step=link_step(in_toto_step, key) if in_toto_link else None,
+            sigstore=sigstore_policy(
+                trust_root, expect_repo, expect_workflow, expect_issuer, expect_identity, trusted_builder
+            ),
         )  # fmt: skip
     if len(all_targets) == 1:
         with errors_to_exit(ctx, render):

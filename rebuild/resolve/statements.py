@@ -91,7 +91,7 @@ def sigstore_signature(material: SigstoreMaterial, verifier: SigstoreVerifier) -
     except UnsupportedBundle as e:
         return Signature(SignatureStatus.SIGSTORE_NOT_CHECKED, detail=f"not checked: {e.message}")
     except IdentityMismatch as e:
-        return Signature(SignatureStatus.IDENTITY_MISMATCH, detail=f"Sigstore: {e.message} ({e.hint})")
+        return Signature(SignatureStatus.IDENTITY_MISMATCH, detail=f"Sigstore: {e.message}; {e.hint}")
     except SigstoreVerificationError as e:
         return Signature(
             SignatureStatus.SIGSTORE_DOES_NOT_VERIFY, detail=f"Sigstore signature does NOT verify: {e.message}"
