@@ -348,6 +348,12 @@ class IdentityPolicy:
             )
         if self.identity and found.san != self.identity:
             problems.append(f"expected identity {self.identity}, found {printable(found.san or 'none')}")
+        publisher_repository = self.publisher.partition("/.github/workflows/")[0]
+        if self.publisher and found.repository_uri != publisher_repository:
+            problems.append(
+                f"expected the Trusted Publisher's repository {publisher_repository}, "
+                f"found {printable(found.repository_uri or 'none')}"
+            )
         if self.publisher and found.build_config_uri not in {
             f"{self.publisher}@{suffix}" for suffix in (found.ref, found.commit) if suffix
         }:

@@ -21,8 +21,9 @@ from rebuild.fetch.fetcher import Fetcher
 from rebuild.plan import Environment, Inference, Output, Source
 from rebuild.python import distributions
 from rebuild.python.index import IndexFile, SimpleIndex
+from rebuild.python.pep740 import check_release
 from rebuild.python.pinning import epoch_candidates, pin_build_requirements, resolve_as_of
-from rebuild.resolution import Candidate, Resolution, Signature, SignatureStatus
+from rebuild.resolution import Candidate, Resolution
 from rebuild.resolve.context import ResolveContext, write_origin
 
 RECIPE = "python-wheel"
@@ -100,6 +101,11 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
                 f"--artifact {own.name} is not the {wheel.filename} the index publishes (sha256 differs)",
                 f"the index's sha256 is {wheel.sha256}",
             )
+    # PEP 740: who published the files (the Integrity API beside the index); none offered is no error
+    published_by = check_release(
+        index.url, name, str(version), [(f.filename, f.sha256) for f in (sdist, wheel)], ctx.sigstore, ctx.work_dir,
+        ctx.progress,
+    )  # fmt: skip
     sdist_facts = distributions.read_sdist(sdist_path)
     wheel_facts = distributions.read_wheel(wheel_path)
     system = sdist_facts.build_system
@@ -152,6 +158,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         "backend": system.backend,
         "generator": wheel_facts.generator,
         "build_requirements": requires,
+        "publish_attestations": published_by.records,
     }
     origin = write_origin(ctx, "pypi-release.json", summary)
     return Resolution(
@@ -159,9 +166,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         candidates=candidates,
         published={wheel.filename: wheel_path},
         origin=origin,
-        signature_status=Signature(
-            SignatureStatus.UNSIGNED, detail="not signed (files checked against the index's sha256)"
-        ),
+        signature_status=published_by.signature,
         summary=summary,
         notes=notes,
     )
