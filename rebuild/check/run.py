@@ -89,6 +89,8 @@ def check_release(
         InputError: ``work`` is inside ``tree`` (it would become part of the source).
         Error: the reference build could not be made (as ``rebuild build`` raises it).
     """
+    if not tree.is_dir():
+        raise InputError(f"source {tree} is not a directory")
     if work.resolve().is_relative_to(tree.resolve()):
         raise InputError(f"{work} is inside the source tree {tree}", "pass --out a directory outside it")
     started = time.monotonic()
