@@ -561,7 +561,7 @@ class SigstoreVerifier:
             problems = policy.mismatches(identity) if identity is not None else []
             if identity is not None and problems:
                 raise IdentityMismatch(identity, problems) from e
-            raise SigstoreVerificationError(f"does not verify: {_reason(e)}") from e
+            raise SigstoreVerificationError(_reason(e)) from e
         if payload_type != INTOTO_PAYLOAD_TYPE:
             raise SigstoreVerificationError(f"the signed payload is {printable(payload_type, 200)}, not in-toto")
         if verified != payload:  # what is used must be what was verified, byte for byte
@@ -598,6 +598,7 @@ def _signed_at(bundle: Bundle, integrated: int | None) -> datetime | None:
 
 
 def _reason(error: BaseException) -> str:
-    """A library's error in one printable line (pydantic's are long and quote the hostile input)."""
-    text = str(error).strip().splitlines()
-    return printable(text[0] if text else type(error).__name__, 300)
+    """A library's error in one printable line (pydantic's and the Merkle proof's quote the hostile input)."""
+    lines = str(error).strip().splitlines()
+    text = (lines[0] if lines else type(error).__name__).split(": expected ")[0]
+    return printable(text, 200)
