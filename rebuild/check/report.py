@@ -90,6 +90,7 @@ class CheckReport:
     not_varied: tuple[tuple[str, str], ...]
     seconds: float
     bisected: bool = False
+    tools_image: str = ""  # where libfaketime and the locales came from (time, locale)
     out_dir: Path | None = None
     statement: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -129,6 +130,7 @@ class CheckReport:
             "build_count": len(self.builds),
             "bisected": self.bisected,
             "not_varied": [{"what": what, "why": why} for what, why in self.not_varied],
+            "tools_image": self.tools_image or None,
             "seconds": round(self.seconds, 3),
             "plan": self.plan.external_parameters(),
             "statement": str(self.statement) if self.statement else None,
@@ -152,6 +154,7 @@ def check_statement(report: CheckReport, time_checked: str | None = None) -> byt
             for r in report.rows
         ],
         "notVaried": [what for what, _ in report.not_varied],
+        "toolsImage": report.tools_image or None,
         "builds": len(report.builds),
         "buildDefinition": {
             "externalParameters": plan.external_parameters(),

@@ -93,6 +93,7 @@ def check_release(
         raise InputError(f"source {tree} is not a directory")
     if work.resolve().is_relative_to(tree.resolve()):
         raise InputError(f"{work} is inside the source tree {tree}", "pass --out a directory outside it")
+    _clear_earlier_check(work)
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     with _heartbeat(progress, "build 1: reference"):
@@ -171,6 +172,7 @@ def check_release(
         not_varied=NOT_VARIED,
         seconds=time.monotonic() - started,
         bisected=bisected,
+        tools_image=runner.tools.image,
         out_dir=work if keep else None,
     )
     if nondeterministic:
@@ -324,6 +326,28 @@ class _Runner:
         smallest = min(clean, key=lambda b: len(b.variations))
         others = len(smallest.variations) - 1
         return Row(setting, IDENTICAL, f"with {others} other variation(s)" if others else "", smallest.number)
+
+
+def _clear_earlier_check(work: Path) -> None:
+    """An empty directory, or an earlier check's (its builds go, so none is taken for this one's).
+
+    Raises:
+        InputError: ``work`` holds something else.
+    """
+    if not work.exists():
+        return
+    if not work.is_dir():
+        raise InputError(f"{work} is not a directory", "pass --out a new or empty directory")
+    if not any(work.iterdir()):
+        return
+    if not (work / REPORT_FILE).is_file():
+        raise InputError(
+            f"{work} is not empty and holds no earlier {REPORT_FILE}", "pass --out a new or empty directory"
+        )
+    for name in ("builds", "reference"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    for path in [work / REPORT_FILE, *work.glob("*.check.intoto.jsonl")]:
+        path.unlink(missing_ok=True)
 
 
 @contextmanager

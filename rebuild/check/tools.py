@@ -69,6 +69,7 @@ def prepare(
     root = engine.cache.root / "check-tools"
     directory = passwd = group = None
     problems = []
+    made_from = ""
     if need_tools:
         try:
             spec = tools_spec(plan)
@@ -78,6 +79,7 @@ def prepare(
                 root / f"{spec.suite}-{image.digest.removeprefix('sha256:')[:16]}",
                 lambda out: _run(engine.sandbox, image.digest, tools_steps(), out),
             )
+            made_from = f"{spec.tag}@{image.digest}"
         except (ImageError, SandboxError) as e:
             problems.append(e.message)
     if need_passwd:
@@ -87,7 +89,7 @@ def prepare(
             passwd, group = made / "passwd", made / "group"
         except SandboxError as e:
             problems.append(e.message)
-    return Tools(directory, passwd, group, os.cpu_count() or 1, "; ".join(problems))
+    return Tools(directory, passwd, group, os.cpu_count() or 1, "; ".join(problems), made_from)
 
 
 def _run(sandbox: Sandbox, image: str, steps: tuple[str, ...], out: Path) -> None:

@@ -99,6 +99,7 @@ class Tools:
     group: Path | None = None
     cpus: int = 1  # CPUs the engine's machine has
     problem: str = ""  # why ``directory`` is missing
+    image: str = ""  # the tools image ``directory`` was made from: reference@image ID, for the record
 
 
 @dataclass(frozen=True)

@@ -500,3 +500,18 @@ def test_cli_usage_errors_exit_2_before_any_build(tmp_path: Path, args: list[str
     result = CliRunner().invoke(app, ["check", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_an_earlier_check_in_out_is_replaced_and_anything_else_refused(tmp_path: Path) -> None:
+    first = check(tmp_path, ProjectSandbox(lambda r: r.umask), vary="umask")
+    stale = tmp_path / "work" / "builds" / "99-stale"
+    stale.mkdir()
+    second = check(tmp_path, ProjectSandbox(), vary="umask")
+    assert first.culprits == ("umask",) and second.culprits == () and not stale.exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "precious.txt").write_text("mine")
+    engine = Backends(ProjectSandbox(), FakeImages(), BlobCache(tmp_path / "cache"))
+    with pytest.raises(InputError, match="not empty"):
+        check_release(tmp_path / "project", other, engine, RecipeBook(), vary=("umask",))
+    assert (other / "precious.txt").read_text() == "mine"
