@@ -26,6 +26,7 @@ from rebuild.service import jobs
 from rebuild.service.models import DONE, DROPPED, QUEUED, RUNNING, Attempt, Job, Setting, Target, Worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+RECOVER_EVERY = 1.0  # seconds between a worker's looks for expired leases
 
 
 def engine_url(url: str) -> str:
@@ -106,6 +107,7 @@ class Store:
         self.url = url
         self.engine = engine or make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._recovered_at = -RECOVER_EVERY  # claims look for expired leases at most this often
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -193,23 +195,28 @@ class Store:
 
     # --- claiming ------------------------------------------------------------------------------------
 
-    def claim(self, worker: str, worker_tags: str, lease: float, scan: int = 32) -> Claim | None:
+    def claim(self, worker: str, worker_tags: str, lease: float, scan: int = 16) -> Claim | None:
         """The oldest due job this worker may take, leased to it; None when there is none."""
-        self.recover_expired()
+        if time.monotonic() - self._recovered_at >= RECOVER_EVERY:
+            self.recover_expired()
         now = time.time()
         with self.session() as s:
-            others = self._other_live_workers(s, worker, now)
-            candidates = s.scalars(
-                select(Job)
+            candidates = s.execute(
+                select(Job.key, Job.tags, Job.avoid_worker)
                 .where(Job.status == QUEUED, Job.not_before <= now)
                 .order_by(Job.created_at, Job.key)
                 .limit(scan)
                 .with_for_update(skip_locked=True)
             ).all()
-            for job in candidates:
-                if not jobs.takes(worker_tags, job.tags) or (job.avoid_worker == worker and others):
+            others: list[str] | None = None
+            for key, tags, avoid in candidates:
+                if not jobs.takes(worker_tags, tags):
                     continue
-                claim = self._take(s, job.key, worker, lease, now)
+                if avoid == worker:
+                    others = self._other_live_workers(s, worker, now) if others is None else others
+                    if others:
+                        continue
+                claim = self._take(s, key, worker, lease, now)
                 if claim is not None:
                     return claim
         return None
@@ -235,20 +242,18 @@ class Store:
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        job = s.get(Job, key)
-        assert job is not None
-        s.refresh(job)
+        round_, target = s.execute(
+            select(Job.round, Target.target).join(Target, Job.target_id == Target.id).where(Job.key == key)
+        ).one()
         number = 1 + (s.scalar(select(func.count()).select_from(Attempt).where(Attempt.job_key == key)) or 0)
         attempt = Attempt(
-            job_key=key, round=job.round, number=number, worker=worker, started_at=now, classification="",
+            job_key=key, round=round_, number=number, worker=worker, started_at=now, classification="",
             detail="", image_digest="", verifier_version="", artifacts="{}", rebuilt_blobs="{}",
         )  # fmt: skip
         s.add(attempt)
         s.flush()
-        job.attempt_id = attempt.id
-        target = s.get(Target, job.target_id)
-        assert target is not None
-        return Claim(key, target.target, attempt.id, number, job.round, worker)
+        s.execute(update(Job).where(Job.key == key).values(attempt_id=attempt.id))
+        return Claim(key, str(target), attempt.id, number, round_, worker)
 
     def heartbeat(self, worker: str, lease: float) -> None:
         """The worker is alive, and so are the leases of the jobs it holds."""
@@ -264,6 +269,7 @@ class Store:
 
     def recover_expired(self) -> list[str]:
         """Jobs whose worker stopped heartbeating: their attempt is "lost", and the retry rules apply."""
+        self._recovered_at = time.monotonic()
         now = time.time()
         recovered = []
         with self.session() as s:

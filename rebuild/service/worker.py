@@ -11,6 +11,7 @@ redelivered job is a no-op. Either way the store is the truth and every attempt 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import socket
@@ -66,13 +67,19 @@ class WorkerConfig:
 
     def job_settings(self, store: Store) -> JobSettings:
         return JobSettings(
-            book=RecipeBook([Path(self.recipes)] if self.recipes else []),
+            book=recipe_book(self.recipes),
             cache_dir=Path(self.cache_dir),
             limits=Limits(timeout_s=self.timeout),
             index_url=self.index_url,
             diffoscope=self.diffoscope,
             verifier_id=store.settings().get("verifier_id", JobSettings.verifier_id),
         )
+
+
+@functools.cache
+def recipe_book(recipes: str | None) -> RecipeBook:
+    """Read once per process (RQ's work horses inherit it from the worker they fork from)."""
+    return RecipeBook([Path(recipes)] if recipes else [])
 
 
 def default_name() -> str:
@@ -252,6 +259,7 @@ def _rq_slot(config: WorkerConfig) -> dict[str, Any]:
             reap_containers(docker, set(store.live_workers()))
 
     store.register_worker(config.name, socket.gethostname(), os.getpid(), "rq", config.tags, 1)
+    recipe_book(config.recipes)  # read here, once: each work horse is a fork of this process
     reap()
     with heartbeat(store, config.name, lease, reap):
         worker = Worker(broker.worker_queues(config.tags), connection=conn, name=f"{config.name}.{os.getpid()}")
@@ -265,7 +273,7 @@ def rq_perform(key: str) -> str:
     from rq import get_current_job
 
     config = WorkerConfig.from_json(os.environ[ENV])
-    store = Store.open(config.db)
+    store = Store(config.db)  # the worker checked the schema when it started
     try:
         lease = lease_of(store)
         conn = get_current_job().connection  # type: ignore[union-attr]

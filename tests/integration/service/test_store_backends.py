@@ -75,6 +75,7 @@ def test_a_lost_worker_loses_its_job_and_its_late_result_is_not_used(store_url: 
     first = store.claim("w1", "", 60)
     assert first is not None
     expire_leases(store)  # w1 stopped heartbeating
+    assert store.recover_expired() == [key]  # (claims look for expired leases once a second; this looks now)
     second = store.claim("w2", "", 60)
     assert second is not None and second.key == key and second.number == 2
     assert store.finish(first, jobs.REPRODUCED, {}) is None  # too late: the job is w2's now
