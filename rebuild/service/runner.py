@@ -194,7 +194,7 @@ def reap_containers(client: Any, live_workers: set[str], only_worker: str | None
 
     removed: list[str] = []
     try:
-        found = client.containers.list(all=True, filters={"label": [LABEL, WORKER_LABEL]})
+        found = client.containers.list(all=True, filters={"label": [LABEL, WORKER_LABEL]}, ignore_removed=True)
     except DockerException:
         return removed
     for container in found:

@@ -295,6 +295,8 @@ class Store:
         with self.session() as s:
             attempt = s.get(Attempt, claim.attempt_id)
             assert attempt is not None
+            if attempt.outcome == jobs.INTERRUPTED:  # given back on purpose: what the killed run said is noise
+                return None
             attempt.outcome, attempt.finished_at = outcome, now
             attempt.seconds = round(now - attempt.started_at, 3)
             for name, value in fields.items():

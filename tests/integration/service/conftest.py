@@ -39,7 +39,7 @@ def no_leftover_service_containers(docker_client: Any) -> Iterator[None]:
     from rebuild.service.runner import WORKER_LABEL
 
     yield
-    left = docker_client.containers.list(all=True, filters={"label": WORKER_LABEL})
+    left = docker_client.containers.list(all=True, filters={"label": WORKER_LABEL}, ignore_removed=True)
     assert left == [], f"service containers left behind: {[c.name for c in left]}"
 
 

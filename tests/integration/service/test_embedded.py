@@ -83,7 +83,11 @@ def test_queue_work_status_publish_and_verify(tmp_path: Path, builder_image: str
 
 
 def docker_containers(docker_client: Any, worker: str) -> list[Any]:
-    return list(docker_client.containers.list(all=True, filters={"label": [LABEL, f"{WORKER_LABEL}={worker}"]}))
+    return list(
+        docker_client.containers.list(
+            all=True, filters={"label": [LABEL, f"{WORKER_LABEL}={worker}"]}, ignore_removed=True
+        )
+    )
 
 
 def test_a_worker_killed_mid_build_loses_its_job_to_another(
@@ -110,3 +114,25 @@ def test_a_worker_killed_mid_build_loses_its_job_to_another(
     assert job["status"] == "done" and job["verdict"] == "reproduced"
     assert [(a["worker"], a["outcome"]) for a in job["attempts"]] == [("victim", "lost"), ("survivor", "reproduced")]
     assert docker_containers(docker_client, "victim") == []  # removed by the survivor
+
+
+def test_a_stopped_worker_gives_its_job_back(tmp_path: Path, builder_image: str, docker_client: Any) -> None:
+    """SIGTERM (or Ctrl-C): the running job goes back to the queue, uncounted, and its container goes."""
+    data = tmp_path / "data"
+    assert service(data, "init").returncode == 0
+    slow = fast_release(tmp_path / "slow", 8, builder_image, command="sleep 300")
+    assert service(data, "queue", "add", str(slow)).returncode == 0
+    worker = subprocess.Popen([REBUILD, "worker", "--data-dir", str(data), "--name", "stopping", "--no-diffoscope"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: any(c.status == "running" for c in docker_containers(docker_client, "stopping")),
+                 "the build container to run", timeout=120)  # fmt: skip
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 130 and "interrupted" in err
+    (job,) = as_json(service(data, "history", str(slow), "--json"))["jobs"]
+    assert job["status"] == "queued" and [a["outcome"] for a in job["attempts"]] == ["interrupted"]
+    assert docker_containers(docker_client, "stopping") == []
