@@ -118,7 +118,7 @@ def test_quirks_of_real_generators() -> None:
 
 def test_signature_status_is_plain() -> None:
     shown = runner.invoke(app, ["provenance", "show", str(PROVENANCE_FILES["bcr"])]).output
-    assert "verified with Sigstore: signed by https://github.com/bazel-contrib/" in shown  # tests/unit/attest/test_sigstore.py
+    assert "verified with Sigstore: signed by https://github.com/bazel-contrib/" in shown
     vsa = PROVENANCE_FILES["vsa"]
     key = vsa.parent / "vsa_signing_public_key.pem"
     shown = runner.invoke(app, ["provenance", "show", str(vsa), "--provenance-key", str(key)]).output
