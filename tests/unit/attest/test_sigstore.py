@@ -436,3 +436,45 @@ def test_verify_goes_on_with_an_unsupported_bundle_and_says_so(tmp_path: Path) -
     assert report.reproduced and recorded["provenance_signature_status"] == "sigstore, not checked"
     assert recorded["provenance_signature"] == "not checked: unsupported Sigstore bundle (intoto/0.0.2 log entry)"
     assert recorded["provenance_sigstore"] == []
+
+
+# --- rebuild verify: the same policy, refused before anything is fetched ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tamper", "options", "message"),
+    [
+        (None, ["--expect-repo", "other/repo"], "expected repository other/repo, found aspect-build/rules_lint"),
+        (_integrated_time, [], "Sigstore signature does NOT verify: invalid log entry: SET: invalid inclusion promise"),
+        (_payload, [], "Sigstore signature does NOT verify: DSSE: invalid signature"),
+    ],
+    ids=["another-repository", "integrated-time", "payload"],
+)
+def test_verify_refuses_another_identity_or_a_tampered_bundle(
+    tamper: Callable[[dict[str, Any]], None] | None, options: list[str], message: str, tmp_path: Path
+) -> None:
+    doc = json.loads(BCR.read_text())
+    if tamper is not None:
+        tamper(doc)
+    provenance = tmp_path / BCR.name
+    provenance.write_text(json.dumps(doc))
+    artifact = BCR.parent / "rules_lint-v1.3.1.tar.gz"
+    out = tmp_path / "v"
+    result = runner.invoke(app, ["verify", str(provenance), "--artifact", str(artifact), "--out", str(out), *options])
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    report = json.loads((out / "verify-report.json").read_text())
+    assert report["reproduced"] is False and report["exit_code"] == 1 and message in report["error"]
+
+
+def test_verify_with_the_expected_identity_goes_on_to_the_rebuild(tmp_path: Path) -> None:
+    """The BCR's ruleset tarball has no recipe: past the signature, the plan is what stops it (exit 2)."""
+    artifact = BCR.parent / "rules_lint-v1.3.1.tar.gz"
+    options = [
+        "--expect-repo",
+        "aspect-build/rules_lint",
+        "--expect-workflow",
+        "bazel-contrib/.github/.github/workflows/release_ruleset.yaml",
+    ]
+    result = runner.invoke(app, ["verify", str(BCR), "--artifact", str(artifact), "--out", str(tmp_path), *options])
+    assert result.exit_code == 2 and "cannot rebuild: no recipe rebuilds rules_lint-v1.3.1.tar.gz" in result.stderr
