@@ -163,7 +163,9 @@ def verify_provenance(
     for i, group in enumerate(groups):
         publisher = _publisher(dig(group, "publisher"), filename, unsupported)
         attestations = dig(group, "attestations")
-        if publisher is None or not isinstance(attestations, list):
+        if not isinstance(attestations, list):
+            raise VerificationError(f"{filename}: attestation_bundles[{i}].attestations is not a list")
+        if publisher is None:
             continue
         publishers.append(publisher)
         identity = dataclasses.replace(policy.identity, publisher=publisher.workflow_uri)
@@ -175,11 +177,14 @@ def verify_provenance(
             ref = BundleRef(url, where, "document", f"attestation_bundles[{i}].attestations[{j}]")
             try:
                 payload = dsse.b64decode(dig(attestation, "envelope", "statement"), "envelope.statement")
+            except InputError as e:
+                raise VerificationError(f"{filename}: publish attestation {ref.path}: {e.message}") from e
+            try:
                 result = verifier.verify_pep740(attestation, ref, payload)
             except UnsupportedBundle as e:
                 unsupported.append(e.message)
                 continue
-            except (InputError, IdentityMismatch, SigstoreVerificationError) as e:
+            except (IdentityMismatch, SigstoreVerificationError) as e:
                 raise VerificationError(
                     f"{filename}: publish attestation {ref.path} does not verify: {e.message}", e.hint
                 ) from e

@@ -217,3 +217,56 @@ def test_verify_prints_and_records_the_publisher(index: Index, tmp_path: Path) -
         vsa = json.loads(base64.b64decode(json.loads(lines[-1])["payload"]))
         (bundle,) = [a for a in vsa["predicate"]["inputAttestations"] if a.get("name") == "sigstore-bundle"]
         assert bundle["digest"]["sha256"] == hashlib.sha256(PROVENANCE.read_bytes()).hexdigest()
+
+
+def _hostile(change: str) -> bytes:
+    doc = json.loads(PROVENANCE.read_text())
+    group = doc["attestation_bundles"][0]
+    if change == "not-json":
+        return b"{not json"
+    if change == "no-bundles":
+        doc["attestation_bundles"] = []
+    elif change == "attestations-not-a-list":
+        group["attestations"] = {"0": group["attestations"][0]}
+    elif change == "publisher-repository-with-a-newline":
+        group["publisher"]["repository"] = "trailofbits/pypi-attestations\n\x1b[31m"
+    elif change == "another-publisher":
+        group["publisher"]["repository"] = "pypa/pip"
+    elif change == "too-many":
+        group["attestations"] = group["attestations"] * 40
+    elif change == "statement-not-base64":
+        group["attestations"][0]["envelope"]["statement"] = "%%%"
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("not-json", "publish attestations refused"),
+        ("no-bundles", "has no 'attestation_bundles'"),
+        ("attestations-not-a-list", "attestations is not a list"),
+        ("publisher-repository-with-a-newline", "is not a GitHub repository and workflow file"),
+        ("another-publisher", "expected the Trusted Publisher's repository https://github.com/pypa/pip"),
+        ("too-many", "more than 32 attestations"),
+        ("statement-not-base64", "envelope.statement is not valid base64"),
+    ],
+    ids=lambda v: v if " " not in v else "",
+)
+def test_a_hostile_provenance_object_is_refused_with_a_reason(change: str, message: str, tmp_path: Path) -> None:
+    from rebuild.python.pep740 import verify_provenance
+
+    with pytest.raises(VerificationError) as refused:
+        verify_provenance(_hostile(change), "https://index/x", SDIST, SDIST_SHA256, SigstorePolicy())
+    assert message in refused.value.message
+    assert "\x1b" not in refused.value.message and "\n" not in refused.value.message
+
+
+def test_a_publisher_of_another_kind_is_named_not_supported() -> None:
+    from rebuild.python.pep740 import verify_provenance
+
+    doc = json.loads(PROVENANCE.read_text())
+    doc["attestation_bundles"][0]["publisher"] = {"kind": "GitLab", "repository": "a/b", "workflow_filepath": "x"}
+    results, publishers, unsupported = verify_provenance(
+        json.dumps(doc).encode(), "https://index/x", SDIST, SDIST_SHA256, SigstorePolicy()
+    )
+    assert results == () and publishers == () and unsupported == ("Trusted Publisher of kind GitLab (GitHub only)",)
