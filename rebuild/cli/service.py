@@ -254,3 +254,7 @@ def publish_cmd(
         doc = publish(Store.open(paths.db), paths.blobs, out, signer, load_public_key(public_path),
                       public_path.read_bytes())  # fmt: skip
     show("publish", doc, as_json)
+    if doc["refused"]:
+        for reason in doc["refused"]:
+            render.error(f"not signed: {reason}", "")
+        raise typer.Exit(1)

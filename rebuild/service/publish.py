@@ -50,8 +50,11 @@ def component(value: str) -> str:
 
 def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_key: PublicKey,
             public_pem: bytes) -> dict[str, Any]:  # fmt: skip
-    """Sign what is pending, write new bundles once, then the indexes, the feed, the keys and the snapshot."""
-    signed = sign_pending(store, blobs, signer)
+    """Sign what is pending, write new bundles once, then the indexes, the feed, the keys and the snapshot.
+
+    A result whose statements disagree with the store is refused (listed in ``refused``), never signed.
+    """
+    signed, refused = sign_pending(store, blobs, signer)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     entries: list[dict[str, Any]] = []
@@ -86,7 +89,8 @@ def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_ke
     files.update(_write_feed(out, entries))
     files.update(_write_keys(out, public_key, public_pem))
     snapshot = _write_snapshot(out, files, signer)
-    return {"out": str(out), "signed": signed, "published": written, "bundles": len(entries), "snapshot": snapshot}
+    return {"out": str(out), "signed": signed, "refused": refused, "published": written, "bundles": len(entries),
+            "snapshot": snapshot}  # fmt: skip
 
 
 def _entry(attestation: Attestation, job: Job, target: Target, attempt: Attempt, data: bytes) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import parse_envelopes
 from rebuild.attest.keys import Signer
 from rebuild.attest.statements import parse_statement
-from rebuild.errors import VerificationError
+from rebuild.errors import InputError, VerificationError
 from rebuild.service import jobs
 from rebuild.service.blobs import BlobStore
 from rebuild.service.models import DONE, Attempt, Attestation, Job
@@ -29,9 +29,13 @@ from rebuild.service.store import Store
 SIGNED_VERDICTS = {jobs.REPRODUCED: "PASSED", jobs.NOT_REPRODUCED: "FAILED"}
 
 
-def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> list[dict[str, Any]]:
-    """Sign every final reproduced / not-reproduced result that has no attestation yet."""
-    signed = []
+def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> tuple[list[dict[str, Any]], list[str]]:
+    """Sign every final reproduced / not-reproduced result that has no attestation yet.
+
+    Returns what was signed, and why each result that was not signed was refused (its statements
+    disagree with the store, or its blobs are missing or altered): one bad result never stops the others.
+    """
+    signed, refused = [], []
     with store.session() as s:
         have = select(Attestation.job_key)
         pending = s.scalars(
@@ -41,7 +45,12 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> list[dict[st
             attempt = s.get(Attempt, job.attempt_id) if job.attempt_id is not None else None
             if attempt is None or attempt.statements_blob is None:
                 continue
-            for artifact, sha256, bundle in bundles_for(job, attempt, blobs, signer):
+            try:
+                bundles = bundles_for(job, attempt, blobs, signer)
+            except (VerificationError, InputError) as e:
+                refused.append(f"job {job.key[:16]}: {e.message}")
+                continue
+            for artifact, sha256, bundle in bundles:
                 row = Attestation(
                     job_key=job.key, attempt_id=attempt.id, artifact=artifact, subject_sha256=sha256,
                     verdict=SIGNED_VERDICTS[str(job.verdict)], bundle_blob=blobs.put_bytes(bundle),
@@ -49,7 +58,7 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> list[dict[st
                 )  # fmt: skip
                 s.add(row)
                 signed.append({"key": job.key, "artifact": artifact, "verdict": row.verdict, "bundle": row.bundle_blob})
-    return signed
+    return signed, refused
 
 
 def bundles_for(job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer) -> list[tuple[str, str, bytes]]:
