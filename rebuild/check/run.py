@@ -110,84 +110,50 @@ def check_release(
     runner = _Runner(reference, book.get(reference.plan.recipe.name), engine, work, keep, progress)
     runner.builds.append(
         Build(
-            1,
-            "reference",
-            (),
-            reference.stages.get("build", 0.0),
-            "reference",
-            directory=work / "reference" if keep else None,
+            1, "reference", (), time.monotonic() - started, "reference", directory=work / "reference" if keep else None
         )
     )
     again = runner.build(frozenset())
     if again.outcome == FAILED:
         raise SandboxError(f"the reference build failed when run again: {again.error}", "see its build.log")
     nondeterministic = again.outcome != IDENTICAL
-    none_row = Row(
-        NO_VARIATION,
-        NONDETERMINISTIC if nondeterministic else IDENTICAL,
-        differences.summary(again.comparisons),
-        again.number,
-    )
     runner.tools = tools.prepare(
         engine, reference.plan, need_tools=bool(NEEDS_TOOLS & set(vary)), need_passwd="user" in vary, progress=progress
     )
     recorded = {s.name: s for s in settings(vary, reference.plan, runner.tools)}
     rows = {}
-    applicable = []
     for name in vary:
         why = not_applicable(name, reference.plan, runner.tools)
         if why:
             rows[name] = Row(recorded[name], NOT_APPLIED, why, None)
-        else:
-            applicable.append(name)
-    bisected = False
-    interacting: tuple[tuple[str, ...], ...] = ()
+    applicable = [recorded[n] for n in vary if n not in rows]
+    found = None
     if nondeterministic:
         noise = differences.signature(again.comparisons)
-        for name in applicable:
-            rows[name] = runner.judge_against_noise(recorded[name], noise)
+        rows.update({s.name: runner.judge_against_noise(s, noise) for s in applicable})
     else:
-        for name in [n for n in applicable if n in EXPECTED]:
-            build = runner.build(frozenset({name}))
-            outcome = FAILED if build.outcome == FAILED else FOLLOWS if build.outcome == DIFFERS else IDENTICAL
-            rows[name] = Row(
-                recorded[name], outcome, build.error or differences.summary(build.comparisons), build.number
-            )
-        others = [n for n in applicable if n not in EXPECTED]
-        runner.everything = frozenset(others)
-        found = bisect(others, lambda names: runner.build(names).outcome != IDENTICAL)
-        bisected = len(others) > 1 and bool(found.culprits or found.interacting)
-        interacting = found.interacting
-        for name in others:
-            rows[name] = runner.row(recorded[name], found)
-    culprits = tuple(n for n in vary if n in rows and rows[n].outcome == DIFFERS)
+        found, judged = runner.bisect(applicable)
+        rows.update(judged)
+    none_outcome = NONDETERMINISTIC if nondeterministic else IDENTICAL
     report = CheckReport(
         plan=reference.plan,
         artifacts=reference.artifacts,
-        rows=[none_row, *(rows[n] for n in vary)],
+        rows=[
+            Row(NO_VARIATION, none_outcome, differences.summary(again.comparisons), again.number),
+            *(rows[n] for n in vary),
+        ],
         builds=runner.builds,
-        culprits=culprits,
-        interacting=interacting,
+        culprits=tuple(n for n in vary if rows[n].outcome == DIFFERS),
+        interacting=found.interacting if found else (),
         nondeterministic=nondeterministic,
         not_varied=NOT_VARIED,
         seconds=time.monotonic() - started,
-        bisected=bisected,
+        bisected=bool(found and len(found.tests) > 1),
         tools_image=runner.tools.image,
         out_dir=work if keep else None,
     )
     if nondeterministic:
-        varied = [b for b in runner.builds if b.variations]
-        everywhere = bool(varied) and all(b.outcome != IDENTICAL for b in varied)
-        report.notes.append(
-            (
-                "the output differs under every variation, including none"
-                if everywhere
-                else "the output differs with nothing varied"
-            )
-            + ": that is nondeterminism (randomness, or the clock running between two builds), not a variation; "
-            "bisection would mean nothing, so each variation was built on its own and judged by what it changes "
-            "beyond that"
-        )
+        report.notes.append(_nondeterminism_note(runner.builds))
     if signer is not None:
         name = Path(next(iter(sorted(report.artifacts)))).name
         report.statement = work / f"{name}.check.intoto.jsonl"
@@ -195,6 +161,21 @@ def check_release(
     if keep:
         (work / REPORT_FILE).write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _nondeterminism_note(builds: Sequence[Build]) -> str:
+    varied = [b for b in builds if b.variations]
+    everywhere = bool(varied) and all(b.outcome != IDENTICAL for b in varied)
+    what = (
+        "the output differs under every variation, including none"
+        if everywhere
+        else "the output differs with nothing varied"
+    )
+    return (
+        f"{what}: that is nondeterminism (randomness, or the clock running between two builds), not a variation; "
+        "bisection would mean nothing, so each variation was built on its own and judged by what it changes "
+        "beyond that"
+    )
 
 
 class _Runner:
@@ -294,6 +275,21 @@ class _Runner:
 
     def _kept(self, directory: Path) -> Path | None:
         return directory if self.keep else None
+
+    def bisect(self, settings: Sequence[Setting]) -> tuple[Bisection, dict[str, Row]]:
+        """A deterministic build: ``sde`` on its own, every other variation at once, then bisection."""
+        rows = {}
+        for setting in [s for s in settings if s.name in EXPECTED]:
+            build = self.build(frozenset({setting.name}))
+            outcome = {FAILED: FAILED, DIFFERS: FOLLOWS}.get(build.outcome, IDENTICAL)
+            rows[setting.name] = Row(
+                setting, outcome, build.error or differences.summary(build.comparisons), build.number
+            )
+        others = [s for s in settings if s.name not in EXPECTED]
+        self.everything = frozenset(s.name for s in others)
+        found = bisect([s.name for s in others], lambda names: self.build(names).outcome != IDENTICAL)
+        rows.update({s.name: self.row(s, found) for s in others})
+        return found, rows
 
     def judge_against_noise(self, setting: Setting, noise: set[differences.Item]) -> Row:
         build = self.build(frozenset({setting.name}))
