@@ -96,6 +96,7 @@ def check_release(
     _clear_earlier_check(work)
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
+    progress("check", "build 1: reference (the plan `rebuild build` makes)")
     with _heartbeat(progress, "build 1: reference"):
         reference = build_release(
             tree,
@@ -108,6 +109,7 @@ def check_release(
             progress=progress,
         )
     runner = _Runner(reference, book.get(reference.plan.recipe.name), engine, work, keep, progress)
+    progress("check", f"build 1: reference: built ({time.monotonic() - started:.1f} s)")
     runner.builds.append(
         Build(
             1, "reference", (), time.monotonic() - started, "reference", directory=work / "reference" if keep else None
@@ -218,8 +220,8 @@ class _Runner:
             self.plan, environment=env, steps=self.recipe.render_steps(self.plan.parameters, env.build_path)
         )
         engine = dataclasses.replace(self.engine, sandbox=VariedSandbox(self.engine.sandbox, names, self.tools))
-        what = ", ".join(sorted(names)) if names else "no variation"
-        self.progress("check", f"build {number}: {label} ({what})")
+        what = ", ".join(n for n in NAMES if n in names) or "no variation"
+        self.progress("check", f"build {number}: {label}" + (f" ({what})" if what != label.replace("+", ", ") else ""))
         started = time.monotonic()
         try:
             with (
