@@ -13,6 +13,8 @@ verified is exactly what is parsed. Sigstore verification runs offline under the
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,9 +140,14 @@ def read_statements(
 
 
 def _read_text(path: Path) -> str:
-    """The file's text, bounded even if it grows or is a device (``read_envelopes``' rules)."""
+    """The file's text, read as ``envelopes.read_envelopes`` reads it (keep the two alike): a fifo never
+    blocks the open, only a regular file is read, bounded even if it grows."""
     try:
-        with path.open("rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ProvenanceError(f"{path} is not a regular file")
+            os.set_blocking(fd, True)
             data = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError as e:
         raise ProvenanceError(f"{path} does not exist") from e
