@@ -1,3 +1,4 @@
-"""Debian knowledge: control files and clearsigned documents (``control``) and the archive's
-signed indices, source packages and binaries (``archive``).
+"""Debian knowledge, read with python-debian: control files, clearsigned documents, relations and
+version order (``control``), the archive's large indices (``index``), and the archive's signed indices,
+source packages and binaries (``archive``).
 """

@@ -5,7 +5,9 @@ The chain of trust is the archive's own: ``InRelease`` is checked with
 (else reported as "not checked"), it gives the sha256 of ``Sources.xz`` and
 ``Packages.xz``, and those give the sha256 of every ``.dsc``, source file
 and ``.deb``. Every file is fetched through the content-addressed cache and
-checked against that digest before use.
+checked against that digest before use. InRelease is read by ``control``;
+``Sources`` and ``Packages`` by ``index`` (python-debian parses the
+paragraphs a lookup needs).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import lzma
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian import deb822
+
 from rebuild.debian import control
+from rebuild.debian.index import Index
 from rebuild.errors import FetchError, InputError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.fetch.fetcher import Fetcher
@@ -39,7 +45,7 @@ class SourcePackage:
     version: str
     dsc: DebFile
     files: tuple[DebFile, ...]  # the .dsc's other files (orig/debian tarballs)
-    fields: control.Paragraph
+    fields: deb822.Sources
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,6 @@ def pool_prefix(source: str) -> str:
     return source[:4] if source.startswith("lib") else source[:1]
 
 
-def upstream_free(version: str) -> str:
-    """The version as it appears in file names (without the epoch)."""
-    return version.split(":", 1)[1] if ":" in version else version
-
-
 class DebianArchive:
     def __init__(self, url: str, suite: str, cache: BlobCache) -> None:
         self.url = url.rstrip("/")
@@ -67,7 +68,8 @@ class DebianArchive:
         self.cache = cache
         self.signature = "not read yet"
         self._release: dict[str, tuple[str, int]] | None = None
-        self._packages: list[control.Paragraph] | None = None
+        self._sources: Index[deb822.Sources] | None = None
+        self._packages: Index[deb822.Packages] | None = None
 
     # --- indices -----------------------------------------------------------------------
 
@@ -75,7 +77,7 @@ class DebianArchive:
         """SHA256 of every index the suite's InRelease names.
 
         Raises:
-            FetchError: InRelease cannot be fetched (exit 3).
+            FetchError: InRelease cannot be fetched or read (exit 3).
             VerificationError: its signature does not verify with the Debian keyring (exit 1).
         """
         if self._release is not None:
@@ -84,15 +86,13 @@ class DebianArchive:
         with tempfile.TemporaryDirectory(prefix="rebuild-release-") as tmp:
             path = Path(tmp) / "InRelease"
             self.fetcher.download(url, path, f"{self.suite} InRelease")
-            text = path.read_text("utf-8", "replace")
+            data = path.read_bytes()
             self.signature = self._check_signature(path)
-        unwrapped = control.unwrap_clearsigned(text, url)
-        fields = control.parse_one(unwrapped.text, url)
-        release: dict[str, tuple[str, int]] = {}
-        for line in control.lines_of(fields.get("SHA256", "")):
-            parts = line.split()
-            if len(parts) == 3:
-                release[parts[2]] = (parts[0], int(parts[1]))
+        try:  # the bytes gpgv checked, read by the same rules as every other control file
+            fields = control.read_document(control.decode(data, url), url, deb822.Release).fields
+            release = control.checksums(fields, "SHA256", url)
+        except InputError as e:
+            raise FetchError(e.message, "the mirror may be broken; try another --archive") from e
         if not release:
             raise FetchError(f"{url} lists no SHA256 indices")
         self._release = release
@@ -125,39 +125,56 @@ class DebianArchive:
         except lzma.LZMAError as e:
             raise FetchError(f"{name} from {self.url} is not valid xz: {e}") from e
 
-    def packages(self) -> list[control.Paragraph]:
+    def sources(self) -> Index[deb822.Sources]:
+        if self._sources is None:
+            name = "main/source/Sources.xz"
+            self._sources = Index(self.index(name), deb822.Sources, f"{self.suite} {name}")
+        return self._sources
+
+    def packages(self) -> Index[deb822.Packages]:
         if self._packages is None:
-            self._packages = list(control.paragraphs(self.index(f"main/binary-{ARCH}/Packages.xz")))
+            name = f"main/binary-{ARCH}/Packages.xz"
+            self._packages = Index(self.index(name), deb822.Packages, f"{self.suite} {name}")
         return self._packages
 
     # --- lookups -----------------------------------------------------------------------
 
     def source(self, name: str, version: str | None) -> SourcePackage:
-        """Raises: InputError: the suite has no such source (version), naming the versions it has."""
-        found = [p for p in control.paragraphs(self.index("main/source/Sources.xz")) if p.get("Package") == name]
+        """This source version, or with no version the suite's newest (in dpkg's version order).
+
+        Raises:
+            InputError: the suite has no such source (version), naming the versions it has.
+        """
+        found = [p for p in self.sources().find([name]) if p.get("Package") == name and p.get("Version")]
         if not found:
             raise InputError(f"the {self.suite} archive at {self.url} has no source package {name!r}")
-        chosen = [p for p in found if version is None or p.get("Version") == version]
+        where = f"{self.suite} Sources entry {name}"
+        wanted = version if version is not None else control.newest({p["Version"] for p in found}, where)
+        chosen = [p for p in found if p["Version"] == wanted]
         if not chosen:
-            have = ", ".join(sorted({p.get("Version", "?") for p in found}))
+            have = ", ".join(control.debian_sorted({p["Version"] for p in found}, where))
             raise InputError(f"{self.suite} has {name} {have}, not {version}", "pass one of those versions")
         para = chosen[-1]
         directory = para.get("Directory", f"pool/main/{pool_prefix(name)}/{name}")
-        files = control.checksums(para.get("Checksums-Sha256", ""), f"Sources entry {name}")
+        try:
+            files = control.checksums(para, "Checksums-Sha256", where)
+        except InputError as e:
+            raise FetchError(e.message) from e
         debs = [DebFile(f, f"{self.url}/{directory}/{f}", sha) for f, (sha, _) in sorted(files.items())]
         dsc = next((d for d in debs if d.name.endswith(".dsc")), None)
         if dsc is None:
-            raise FetchError(f"the Sources entry of {name} {para.get('Version')} names no .dsc")
-        return SourcePackage(name, para["Version"], dsc, tuple(d for d in debs if d is not dsc), para)
+            raise FetchError(f"the Sources entry of {name} {wanted} names no .dsc")
+        return SourcePackage(name, wanted, dsc, tuple(d for d in debs if d is not dsc), para)
 
     def binaries_of(self, source: str, version: str) -> list[BinaryPackage]:
         """The .debs built from this source version (this architecture and ``all``)."""
         out = []
-        for p in self.packages():
-            src_field = p.get("Source", p.get("Package", ""))
-            src_name, _, src_version = src_field.partition(" ")
-            src_version = src_version.strip("()") or p.get("Version", "")
-            if src_name == source and src_version == version and "Filename" in p and "SHA256" in p:
+        for p in self.packages().find([source], or_source=True):
+            try:
+                built_from = (p.source, str(p.source_version))
+            except (KeyError, ValueError):  # no Package or Version, or a version python-debian refuses
+                continue
+            if built_from == (source, version) and "Filename" in p and "SHA256" in p:
                 filename = p["Filename"]
                 out.append(
                     BinaryPackage(
@@ -169,10 +186,10 @@ class DebianArchive:
                 )
         return sorted(out, key=lambda b: b.file.name)
 
-    def versions(self) -> dict[str, set[str]]:
-        """Every binary package of the suite (this architecture and ``all``) with its versions."""
+    def versions(self, names: Collection[str]) -> dict[str, set[str]]:
+        """The versions the suite has of these binary packages (this architecture and ``all``)."""
         out: dict[str, set[str]] = {}
-        for p in self.packages():
-            if "Package" in p and "Version" in p:
+        for p in self.packages().find(names):
+            if p.get("Package") in names and p.get("Version"):
                 out.setdefault(p["Package"], set()).add(p["Version"])
         return out

@@ -1,7 +1,7 @@
 """``deb:SOURCE=VERSION``: rebuild a Debian source package from the configured archive and suite.
 
 The source package and the archive's binary packages come through the
-archive's signed indices (``debian_archive.py``). With no ``.buildinfo`` to
+archive's signed indices (``rebuild/debian/archive.py``). With no ``.buildinfo`` to
 say which build dependencies were installed, the builder image gets the
 suite's current build dependencies; that is recorded as a deviation, so a
 PASSED statement made this way says so. ``debian_plan`` is shared with the
@@ -11,13 +11,16 @@ PASSED statement made this way says so. ``debian_plan`` is shared with the
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+
+from debian import deb822
+from debian.debian_support import DpkgArchTable
 
 from rebuild.build.images import ImageSpec
 from rebuild.debian import control
-from rebuild.debian.archive import BinaryPackage, DebianArchive, SourcePackage, upstream_free
-from rebuild.errors import DigestMismatchError, InputError, PlanError
+from rebuild.debian.archive import ARCH, BinaryPackage, DebianArchive, SourcePackage
+from rebuild.errors import DigestMismatchError, EnvironmentFailure, InputError, PlanError
 from rebuild.plan import BuildPlan, Environment, Inference, Input, Output, Source
 from rebuild.resolution import Candidate, Resolution
 from rebuild.resolve.context import ResolveContext, write_origin
@@ -25,6 +28,8 @@ from rebuild.resolve.context import ResolveContext, write_origin
 RECIPE = "debian-binary"
 BUILD_ROOT = "/build/reproducible-path"  # where reproduce.debian.net builds
 TOOLS = ("build-essential", "fakeroot")  # the sandbox builds as a non-root user: fakeroot is needed
+BUILD_DEPENDS = ("Build-Depends", "Build-Depends-Arch", "Build-Depends-Indep")
+DPKG_TABLES = "/usr/share/dpkg"  # dpkg's architecture tables: what "linux-any" or "any-amd64" match
 
 
 def parse_target(target: str) -> tuple[str, str | None]:
@@ -44,25 +49,58 @@ def build_mode(architectures: Sequence[str]) -> str:
     return "-b"
 
 
-def build_dependency_names(fields: Mapping[str, str]) -> list[str]:
-    """The packages to install for a source's Build-Depends(-Arch/-Indep): first alternatives, no versions."""
-    names = []
-    for key in ("Build-Depends", "Build-Depends-Arch", "Build-Depends-Indep"):
-        for item in fields.get(key, "").replace("\n", " ").split(","):
-            first = item.split("|")[0].strip()
-            first = re.sub(r"\[.*?\]|<.*?>|\(.*?\)", "", first).strip()
-            name = first.split(":")[0].strip()
-            if not name:
-                continue
-            names.append("debhelper" if name == "debhelper-compat" else name)
-    return sorted(set(names) | set(TOOLS))
+def build_dependency_names(
+    fields: Mapping[str, str],
+    *,
+    arch: str = ARCH,
+    profiles: Collection[str] = (),
+    arch_table: DpkgArchTable | None = None,
+    where: str = "Sources entry",
+) -> list[str]:
+    """The packages to install for a source's Build-Depends(-Arch/-Indep), as the build would need them.
+
+    Of each entry's alternatives, the first that applies on ``arch`` with
+    ``profiles`` (its ``[arch]`` and ``<profile>`` restrictions, as dpkg reads
+    them); an entry none of whose alternatives applies is left out. Versions
+    and architecture qualifiers (``python3:any``) are dropped: the suite has
+    one version of each. ``arch_table`` is read from dpkg's tables when an
+    ``[arch]`` restriction needs it.
+
+    Raises:
+        InputError: a relation python-debian cannot parse.
+        EnvironmentFailure: dpkg's architecture tables are needed and missing.
+    """
+    names = set(TOOLS)
+    for key in BUILD_DEPENDS:
+        for alternatives in control.relations(fields.get(key, ""), f"{where} {key}"):
+            for relation in alternatives:
+                if relation["arch"]:
+                    arch_table = arch_table or _arch_table()
+                    if not deb822.PkgRelation.holds_on_arch(relation, arch, arch_table):
+                        continue
+                if deb822.PkgRelation.holds_with_profiles(relation, profiles):
+                    names.add("debhelper" if relation["name"] == "debhelper-compat" else relation["name"])
+                    break
+    return sorted(names)
+
+
+def _arch_table() -> DpkgArchTable:
+    try:
+        return DpkgArchTable.load_arch_table(DPKG_TABLES)
+    except (OSError, ValueError) as e:
+        raise EnvironmentFailure(
+            f"dpkg's architecture tables ({DPKG_TABLES}) cannot be read: {e}",
+            "install dpkg (mmdebstrap needs it too); they say which [arch] build dependencies apply",
+        ) from e
 
 
 def fetch_source(archive: DebianArchive, source: SourcePackage) -> tuple[Input, ...]:
     """Fetch the .dsc and its files; check each against the .dsc's own Checksums-Sha256."""
     dsc_path = archive.fetcher.fetch(source.dsc.uri, source.dsc.sha256, source.dsc.name)
-    text = control.unwrap_clearsigned(dsc_path.read_text("utf-8", "replace"), source.dsc.name).text
-    listed = control.checksums(control.parse_one(text, source.dsc.name).get("Checksums-Sha256", ""), source.dsc.name)
+    # old .dsc files may carry a Latin-1 Maintainer; only the checksums matter here, and they are ASCII
+    text = dsc_path.read_bytes().decode("utf-8", "replace")
+    dsc = control.read_document(text, source.dsc.name, deb822.Dsc).fields
+    listed = control.checksums(dsc, "Checksums-Sha256", source.dsc.name)
     for f in source.files:
         if f.name not in listed:
             raise PlanError(f"{source.dsc.name} does not list {f.name}")
@@ -125,7 +163,7 @@ def resolve_deb(target: str, ctx: ResolveContext) -> Resolution:
     ctx.progress("resolve", f"fetching {source.dsc.name} and {len(binaries)} published .deb(s)")
     files = fetch_source(archive, source)
     published = fetch_published(archive, binaries)
-    packages = build_dependency_names(source.fields)
+    packages = build_dependency_names(source.fields, where=f"{ctx.suite} Sources entry {name}")
     deviation = (
         f"no .buildinfo: build dependencies are {ctx.suite}'s current versions of {', '.join(packages)} "
         "(the versions installed are in the image lock)"
@@ -136,7 +174,7 @@ def resolve_deb(target: str, ctx: ResolveContext) -> Resolution:
         files,
         [Output(b.file.name, b.file.sha256) for b in binaries],
         packages,
-        build_path=f"{BUILD_ROOT}/{name}-{upstream_free(source.version).rsplit('-', 1)[0]}",
+        build_path=f"{BUILD_ROOT}/{name}-{control.upstream_version(source.version, source.dsc.name)}",
         mode=build_mode([b.architecture for b in binaries]),
         epoch=None,
         inferences=[
