@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,22 @@ def builder_image(docker_client: Any, cache_dir: Path) -> str:
     return str(ImageBuilder(docker_client, cache_dir).ensure(spec).digest)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_label() -> str:
+    """Every container this run makes carries this label (inherited by the `rebuild` processes it starts)."""
+    from rebuild.build.sandbox import SESSION_ENV
+
+    os.environ[SESSION_ENV] = f"tests-{uuid.uuid4().hex[:12]}"
+    return os.environ[SESSION_ENV]
+
+
 @pytest.fixture()
-def no_leftover_containers(docker_client: Any) -> Iterator[None]:
-    from rebuild.build.sandbox import LABEL
+def no_leftover_containers(docker_client: Any, session_label: str) -> Iterator[None]:
+    """No container of this run is left behind (another run's, on a shared engine, are not ours to judge)."""
+    from rebuild.build.sandbox import SESSION_LABEL
 
     yield
-    left = docker_client.containers.list(all=True, filters={"label": LABEL})
+    left = docker_client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={session_label}"})
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
 
 

@@ -35,6 +35,10 @@ from rebuild import fields
 from rebuild.errors import BuildFailedError, BuildTimeoutError, PlanError, SandboxError
 
 LABEL = "dev.rebuild-verifier.sandbox"
+# A run may name itself (REBUILD_SESSION) so that its containers can be told from another run's on a shared
+# engine: the test suite checks that none of its own are left behind.
+SESSION_LABEL = "dev.rebuild-verifier.session"
+SESSION_ENV = "REBUILD_SESSION"
 OUTPUT_MOUNT = "/out"
 MAX_LOG_BYTES = 16 << 20
 HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # RFC 1123
@@ -172,7 +176,7 @@ class DockerSandbox:
                     cpuset_cpus=request.cpuset or None,
                     mounts=mounts,
                     init=True,
-                    labels={LABEL: "1"},
+                    labels={LABEL: "1", SESSION_LABEL: os.environ.get(SESSION_ENV, "")},
                     log_config={"type": "json-file", "config": {}},
                 )
                 container.start()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rebuild.build.sandbox import LABEL, BuildRequest, DockerSandbox, Limits, Mount
+from rebuild.build.sandbox import LABEL, SESSION_ENV, SESSION_LABEL, BuildRequest, DockerSandbox, Limits, Mount
 from rebuild.errors import BuildFailedError, BuildTimeoutError, SandboxError
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
@@ -164,7 +164,8 @@ def test_interrupted_process_leaves_no_container(docker_client: Any, builder_ima
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "starting"
     for _ in range(100):  # wait until the container runs (created is not enough: start is still in flight)
-        if docker_client.containers.list(filters={"label": LABEL, "status": "running"}):
+        mine = f"{SESSION_LABEL}={os.environ[SESSION_ENV]}"  # the child inherits this run's session label
+        if docker_client.containers.list(filters={"label": [LABEL, mine], "status": "running"}):
             time.sleep(0.5)  # and the client is waiting on it
             break
         time.sleep(0.2)
