@@ -339,13 +339,9 @@ class IdentityPolicy:
         if found.issuer != self.issuer:
             problems.append(f"expected issuer {self.issuer}, found {printable(found.issuer or 'none')}")
         if self.repository and found.repository_uri != repository_uri(self.repository):
-            problems.append(
-                f"expected repository {self.repository}, found {printable(found.repository or 'none')}"
-            )
+            problems.append(f"expected repository {self.repository}, found {printable(found.repository or 'none')}")
         if self.workflow and not workflow_matches(self.workflow, found):
-            problems.append(
-                f"expected workflow {self.workflow}, found {printable(found.build_signer_uri or 'none')}"
-            )
+            problems.append(f"expected workflow {self.workflow}, found {printable(found.build_signer_uri or 'none')}")
         if self.identity and found.san != self.identity:
             problems.append(f"expected identity {self.identity}, found {printable(found.san or 'none')}")
         publisher_repository = self.publisher.partition("/.github/workflows/")[0]
