@@ -45,6 +45,15 @@ def read_envelopes(path: Path) -> list[LoadedEnvelope]:
     Raises:
         ProvenanceError: unreadable, not UTF-8, not strict JSON, or no known wrapper (exit 2).
     """
+    return parse_envelopes(read_text(path), str(path))
+
+
+def read_text(path: Path) -> str:
+    """A document's text: a fifo never blocks the open, only a regular file is read, bounded even if it grows.
+
+    Raises:
+        ProvenanceError: missing, not a regular file, unreadable, too large or not UTF-8 (exit 2).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block the open
         with os.fdopen(fd, "rb") as f:
@@ -59,10 +68,9 @@ def read_envelopes(path: Path) -> list[LoadedEnvelope]:
     if len(data) > MAX_FILE_BYTES:
         raise ProvenanceError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ProvenanceError(f"{path} is not UTF-8 text (byte {e.start})") from e
-    return parse_envelopes(text, str(path))
 
 
 def parse_envelopes(text: str, name: str) -> list[LoadedEnvelope]:

@@ -13,15 +13,13 @@ verified is exactly what is parsed. Sigstore verification runs offline under the
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rebuild.attest import dsse, uris
-from rebuild.attest.envelopes import MAX_FILE_BYTES, SIGSTORE_MEDIA_PREFIX, LoadedEnvelope, parse_envelopes
+from rebuild.attest.envelopes import SIGSTORE_MEDIA_PREFIX, LoadedEnvelope, parse_envelopes, read_text
 from rebuild.attest.keys import PublicKey
 from rebuild.attest.sigstore import (
     BundleRef,
@@ -32,7 +30,7 @@ from rebuild.attest.sigstore import (
     UnsupportedBundle,
 )
 from rebuild.attest.statements import ParsedStatement, Subject, parse_statement
-from rebuild.errors import InputError, ProvenanceError
+from rebuild.errors import InputError
 from rebuild.resolution import Signature, SignatureStatus
 from rebuild.untrusted import dig, load_json, printable
 
@@ -112,7 +110,7 @@ def read_statements(
         ProvenanceError/InputError: the file is unreadable or not any known wrapper (exit 2).
         InputError: the trust root cannot be used (exit 2).
     """
-    text = _read_text(path)
+    text = read_text(path)
     loaded_envelopes = parse_envelopes(text, str(path))
     materials: list[SigstoreMaterial] = []
     verifier = None
@@ -137,28 +135,6 @@ def read_statements(
         material = _material_for(loaded, materials)
         found.append(FoundStatement(stmt, loaded, signature_status(loaded, keys, material, verifier)))
     return found, problems
-
-
-def _read_text(path: Path) -> str:
-    """The file's text, read as ``envelopes.read_envelopes`` reads it (keep the two alike): a fifo never
-    blocks the open, only a regular file is read, bounded even if it grows."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ProvenanceError(f"{path} is not a regular file")
-            os.set_blocking(fd, True)
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError as e:
-        raise ProvenanceError(f"{path} does not exist") from e
-    except OSError as e:
-        raise ProvenanceError(f"{path} cannot be read: {e.strerror or e}") from e
-    if len(data) > MAX_FILE_BYTES:
-        raise ProvenanceError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ProvenanceError(f"{path} is not UTF-8 text (byte {e.start})") from e
 
 
 def _material_for(loaded: LoadedEnvelope, materials: Sequence[SigstoreMaterial]) -> SigstoreMaterial | None:
