@@ -1,7 +1,8 @@
 """Recipe files: how to build one kind of artifact, as data.
 
-A recipe names its builder image, the input groups the fetch stage brings,
-its parameters, and the steps to run offline. Its file's sha256 is recorded
+A recipe names its builder image (or several, most preferred first: a Python
+recipe runs on one image per Python version), the input groups the fetch
+stage brings, its parameters, and the steps to run offline. Its file's sha256 is recorded
 in every plan, so a rebuild proves which recipe it ran. Recipes ship inside
 the installed package (``rebuild/recipes``) and a user may add a directory of
 their own, searched first.
@@ -46,12 +47,30 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class RecipeImage:
+    """One builder image a recipe may run on, with what the recipe states of it.
+
+    ``python`` and ``platform`` are for recipes that build Python: the adapter resolves the build
+    requirements for that interpreter and C library, before the image exists (the integration
+    tests check them against the images).
+    """
+
+    spec: ImageSpec
+    python: str = ""  # the image's python3, X.Y.Z (Debian bookworm: 3.11.2)
+    platform: str = ""  # the newest wheel platform tag its C library runs (glibc 2.36: manylinux_2_36_x86_64)
+
+    @property
+    def label(self) -> str:
+        return f"Python {self.python} (Debian {self.spec.suite})" if self.python else f"Debian {self.spec.suite}"
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     version: str
     description: str
     build_types: tuple[str, ...]
-    image: ImageSpec
+    image: ImageSpec  # the first (most preferred) of ``images``
     input_groups: tuple[str, ...]
     parameters: tuple[Parameter, ...]
     steps: tuple[str, ...]
@@ -60,6 +79,12 @@ class Recipe:
     image_per_build: bool = False  # the adapter sets the image's packages per build (made when needed)
     registry_images: tuple[str, ...] = ()  # name@sha256:... references a plan may name instead of the built image
     byproducts: tuple[str, ...] = ()  # glob patterns of other files kept from /out (never compared or attested)
+    images: tuple[RecipeImage, ...] = ()  # every image a plan may name, most preferred first (``image`` is first)
+
+    @property
+    def builder_images(self) -> tuple[RecipeImage, ...]:
+        """The images a plan of this recipe may run on, most preferred first."""
+        return self.images or (RecipeImage(self.image),)
 
     @property
     def code_parameters(self) -> tuple[str, ...]:
@@ -104,7 +129,8 @@ class Recipe:
         image: ImageSpec | None = None,
         image_digest: str = "",
     ) -> BuildPlan:
-        """The plan that runs this recipe (its own image, or ``image`` for a per-build package set).
+        """The plan that runs this recipe: its first image, or ``image`` (another of its images, or a
+        per-build package set).
 
         An empty ``image_digest`` is filled in when the image stage has the image.
         """
@@ -150,12 +176,15 @@ class Recipe:
                 )
             return
         spec = ImageSpec.from_dict(plan.image.spec)
-        own = self.image
+        own = [image.spec for image in self.builder_images]
         if self.image_per_build:  # the package set is the build's (Debian); the rest is the recipe's
-            own = ImageSpec(own.name, spec.packages, spec.suite, spec.mirror, own.variant, own.epoch)
-        if spec != own:
+            base = self.image
+            own = [ImageSpec(base.name, spec.packages, spec.suite, spec.mirror, base.variant, base.epoch)]
+        if spec not in own:
+            closest = next((o for o in own if o.suite == spec.suite), own[0])
+            which = f"recipe {self.name}'s" if len(own) == 1 else f"one of recipe {self.name}'s {len(own)} images"
             raise PlanError(
-                f"the provenance's builder image spec is not recipe {self.name}'s ({_spec_difference(spec, own)})",
+                f"the provenance's builder image spec is not {which} ({_spec_difference(spec, closest)})",
                 "the builder image comes from the recipe, never from the document",
             )
 
@@ -219,7 +248,8 @@ def load_recipe_file(path: Path) -> Recipe:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(top level)"
         raise RecipeError(f"recipe {path}: {where}: {first.message}")
-    img = doc["image"]
+    images = tuple(_recipe_image(img) for img in (doc["images"] if "images" in doc else [doc["image"]]))
+    img = doc["images"][0] if "images" in doc else doc["image"]
     placeholders = {m.group(1) for step in doc["steps"] for m in _PLACEHOLDER.finditer(step)}
     params = doc.get("parameters", {})
     undeclared = sorted(placeholders - set(params) - {"build_path"})
@@ -230,14 +260,7 @@ def load_recipe_file(path: Path) -> Recipe:
         version=doc["version"],
         description=doc["description"],
         build_types=tuple(doc["build_types"]),
-        image=ImageSpec(
-            name=img["name"],
-            packages=tuple(img["packages"]),
-            suite=img["suite"],
-            mirror=img.get("mirror", ImageSpec.mirror),
-            variant=img.get("variant", ImageSpec.variant),
-            epoch=img["epoch"],
-        ),
+        image=images[0].spec,
         input_groups=tuple(doc.get("inputs", [])),
         parameters=tuple(
             Parameter(
@@ -255,7 +278,21 @@ def load_recipe_file(path: Path) -> Recipe:
         image_per_build=bool(img.get("per_build", False)),
         registry_images=tuple(img.get("registry", [])),
         byproducts=tuple(doc.get("byproducts", [])),
+        images=images,
     )
+
+
+def _recipe_image(img: Mapping[str, Any]) -> RecipeImage:
+    """One ``[image]`` / ``[[images]]`` table, already valid against the schema."""
+    spec = ImageSpec(
+        name=img["name"],
+        packages=tuple(img["packages"]),
+        suite=img["suite"],
+        mirror=img.get("mirror", ImageSpec.mirror),
+        variant=img.get("variant", ImageSpec.variant),
+        epoch=img["epoch"],
+    )
+    return RecipeImage(spec, img.get("python", ""), img.get("platform", ""))
 
 
 class RecipeBook:
@@ -279,10 +316,11 @@ class RecipeBook:
         return [self.get(name) for name in self.names()]
 
     def fixed_images(self, names: Sequence[str] = ()) -> list[ImageSpec]:
-        """The builder images of these recipes (all when none named), each once; per-build images are made
-        when a build needs them, so they are not among them."""
+        """The builder images of these recipes (all when none named; every image of a recipe that has
+        several), each once; per-build images are made when a build needs them, so they are not among them."""
         chosen = [self.get(name) for name in names] if names else [r for r in self.all() if not r.image_per_build]
-        return list({r.image.tag: r.image for r in chosen if not r.image_per_build}.values())
+        specs = [image.spec for r in chosen if not r.image_per_build for image in r.builder_images]
+        return list({spec.tag: spec for spec in specs}.values())
 
     def for_build_type(self, build_type: str) -> Recipe | None:
         for recipe in self.all():

@@ -3,7 +3,9 @@
 A published wheel records its build backend and version (``WHEEL``'s
 ``Generator:`` line) and, in its zip entries, the time it was built with; the
 sdist records ``build-system.requires`` and ``build-backend`` in
-``pyproject.toml`` and, in ``PKG-INFO``'s mtime, when it was made. From these
+``pyproject.toml`` and, in ``PKG-INFO``'s mtime, when it was made. Both say
+which Pythons the release runs on (``Requires-Python`` in ``PKG-INFO`` and in
+the wheel's ``METADATA``), which decides the builder Pythons to try. From these
 the PyPI adapter infers an exact backend and a short, ordered list of
 ``SOURCE_DATE_EPOCH`` candidates. Every inference is recorded in the plan.
 """
@@ -11,6 +13,7 @@ the PyPI adapter infers an exact backend and a short, ordered list of
 from __future__ import annotations
 
 import calendar
+import io
 import re
 import tarfile
 import tomllib
@@ -36,12 +39,14 @@ GENERATOR_DISTRIBUTIONS = {
     "pdm-pep517": "pdm-pep517",
     "bdist_wheel": "wheel",
     "setuptools": "setuptools",
+    "uv": "uv_build",  # uv's build backend, built into uv or as the uv_build package: one version scheme
 }
 # Backends whose wheels have fixed timestamps when SOURCE_DATE_EPOCH is unset
 FIXED_TIME_BACKENDS = ("flit_core", "poetry", "pdm")
 _GENERATOR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*\(?\s*v?([0-9][A-Za-z0-9.+!\-]*)\)?")
 DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 LEGACY_REQUIRES = ("setuptools>=40.8.0", "wheel")  # pip's default for projects without build-system.requires
+MAX_METADATA = 1 << 20  # PKG-INFO and METADATA are read up to this size (a long description is rarely larger)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class WheelFacts:
     generator_version: str
     entry_times: tuple[int, ...]  # distinct zip entry times, as UTC epochs, sorted
     group_writable: bool = False  # most of the project's files have mode g+w: built under umask 0002
+    requires_python: str = ""  # METADATA's Requires-Python, as written ("" when absent)
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,21 @@ class SdistFacts:
     top_dir: str
     build_system: BuildSystem
     pkg_info_mtime: int | None
+    requires_python: str = ""  # PKG-INFO's Requires-Python, as written ("" when absent)
+
+
+def metadata_field(text: str, name: str) -> str:
+    """The first value of header ``name`` in core metadata (PKG-INFO, METADATA), "" when absent.
+
+    Only the header block is read (up to the first empty line: the description follows it).
+    """
+    wanted = name.lower() + ":"
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        if line.lower().startswith(wanted):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def read_wheel(path: Path) -> WheelFacts:
@@ -142,6 +163,9 @@ def read_wheel(path: Path) -> WheelFacts:
             infos = zf.infolist()
             wheel_files = [i for i in infos if i.filename.endswith(".dist-info/WHEEL") and i.filename.count("/") == 1]
             text = zf.read(wheel_files[0]).decode("utf-8", "replace") if wheel_files else ""
+            metadata = [i for i in infos if i.filename.endswith(".dist-info/METADATA") and i.filename.count("/") == 1]
+            with zf.open(metadata[0]) if metadata else io.BytesIO() as f:
+                metadata_text = f.read(MAX_METADATA).decode("utf-8", "replace")
     except (OSError, zipfile.BadZipFile, KeyError) as e:
         raise InputError(f"{path.name} is not a readable wheel: {e}") from e
     generator = ""
@@ -160,6 +184,7 @@ def read_wheel(path: Path) -> WheelFacts:
         match.group(2).rstrip(".") if match else "",
         tuple(times),
         group_writable,
+        metadata_field(metadata_text, "Requires-Python"),
     )
 
 
@@ -178,9 +203,18 @@ def read_sdist(path: Path) -> SdistFacts:
             if pyproject is not None and pyproject.isfile():
                 handle = tf.extractfile(pyproject)
                 text = handle.read().decode("utf-8", "replace") if handle else None
+            pkg_info_text = ""
+            if pkg_info is not None and pkg_info.isfile():
+                handle = tf.extractfile(pkg_info)
+                pkg_info_text = handle.read(MAX_METADATA).decode("utf-8", "replace") if handle else ""
     except (OSError, tarfile.TarError, EOFError) as e:
         raise InputError(f"{path.name} is not a readable sdist: {e}") from e
-    return SdistFacts(top, read_build_system(text, path.name), int(pkg_info.mtime) if pkg_info else None)
+    return SdistFacts(
+        top,
+        read_build_system(text, path.name),
+        int(pkg_info.mtime) if pkg_info else None,
+        metadata_field(pkg_info_text, "Requires-Python"),
+    )
 
 
 def pin(requirement: str, version: str) -> str:

@@ -13,7 +13,7 @@ from rebuild.errors import FetchError, InputError, PlanError
 from rebuild.plan import Inference, Input
 from rebuild.python import distributions
 from rebuild.python.index import SimpleIndex
-from rebuild.python.wheelhouse import resolve_wheelhouse
+from rebuild.python.wheelhouse import DEFAULT_TARGET, PythonTarget, resolve_wheelhouse
 
 
 def pin_build_requirements(
@@ -96,15 +96,19 @@ def _newest_before(index: SimpleIndex, name: str, spec: SpecifierSet, when: date
 
 
 def resolve_as_of(
-    requires: list[str], when: datetime | None, index: SimpleIndex, index_url: str
+    requires: list[str],
+    when: datetime | None,
+    index: SimpleIndex,
+    index_url: str,
+    target: PythonTarget = DEFAULT_TARGET,
 ) -> tuple[tuple[Input, ...], list[Inference]]:
-    """The wheelhouse for ``requires``, every dependency held to what was released before ``when``.
+    """The wheelhouse for ``requires`` on ``target``, every dependency held to what was released before ``when``.
 
     pip resolves; any package it picks that was uploaded after ``when`` is constrained to the newest
     release before it, and pip resolves again (a few rounds at most: new dependencies can appear).
     """
     constraints: dict[str, str] = {}
-    inputs = resolve_wheelhouse(requires, index_url)
+    inputs = resolve_wheelhouse(requires, index_url, target=target)
     for _ in range(4):
         if when is None:
             break
@@ -118,7 +122,8 @@ def resolve_as_of(
                 changed = True
         if not changed:
             break
-        inputs = resolve_wheelhouse(requires, index_url, [f"{k}<={v}" for k, v in sorted(constraints.items())])
+        held = [f"{k}<={v}" for k, v in sorted(constraints.items())]
+        inputs = resolve_wheelhouse(requires, index_url, held, target)
     inferences = [
         Inference(name, f"<={version}", f"a dependency of the build held to its newest release before {when}")
         for name, version in sorted(constraints.items())

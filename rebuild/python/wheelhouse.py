@@ -1,18 +1,24 @@
 """Resolving a Python project's build requirements to exact, hash-pinned wheels.
 
 pip's resolver does the work (``pip install --dry-run --report``), isolated
-from this machine's pip configuration and for the builder image's Python, so
-the plan names public URLs with their sha256. The fetch stage then brings
-those wheels; the build itself installs them offline with no index.
+from this machine's pip configuration and for the builder image's Python and
+C library (a ``PythonTarget``), so the plan names public URLs with their
+sha256. Only wheels are taken (``--only-binary=:all:``: pip never builds an
+sdist on this machine); a backend that ships only platform wheels (uv_build,
+maturin) is found among the ``manylinux`` wheels the image's glibc runs. The
+fetch stage then brings those wheels; the build itself installs them offline
+with no index.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild.errors import FetchError, InputError
@@ -21,7 +27,46 @@ from rebuild.python.distributions import check_requirement, read_build_system
 from rebuild.untrusted import dig, dig_str
 
 DEFAULT_INDEX = "https://pypi.org/simple"
-BUILDER_PYTHON = "3.11"  # Debian bookworm's python3
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_([a-z0-9_]+)$")
+_LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}  # PEP 599/571/513
+
+
+@dataclass(frozen=True)
+class PythonTarget:
+    """The interpreter and platform build requirements are resolved for: a builder image's python3 and glibc."""
+
+    python: str  # X.Y.Z, as the recipe states the image's python3
+    platform: str  # manylinux_2_<glibc minor>_<arch>, the newest tag its glibc runs
+
+    @property
+    def abi(self) -> str:
+        major, minor = self.python.split(".")[:2]
+        return f"cp{major}{minor}"
+
+    def platforms(self) -> list[str]:
+        """Every platform tag the image runs, most specific first: pip does not widen ``--platform`` itself.
+
+        Raises:
+            InputError: the platform is not a ``manylinux_X_Y_ARCH`` tag.
+        """
+        match = _MANYLINUX.match(self.platform)
+        if not match or not re.fullmatch(r"\d+\.\d+\.\d+", self.python):
+            raise InputError(f"builder Python {self.python!r} on {self.platform!r} is not X.Y.Z on manylinux_X_Y_ARCH")
+        major, minor, arch = int(match.group(1)), int(match.group(2)), match.group(3)
+        tags = []
+        for glibc in range(minor, 4, -1):  # manylinux_2_5 is the oldest (manylinux1)
+            tags.append(f"manylinux_{major}_{glibc}_{arch}")
+            legacy = _LEGACY_MANYLINUX.get((major, glibc))
+            if legacy:
+                tags.append(f"{legacy}_{arch}")
+        return tags
+
+    def describe(self) -> str:
+        return f"Python {self.python} on {self.platform}"
+
+
+# Debian bookworm's python3 and glibc 2.36: the first image of the python recipes (a unit test keeps them equal)
+DEFAULT_TARGET = PythonTarget("3.11.2", "manylinux_2_36_x86_64")
 
 
 def build_requirements(tree: Path) -> tuple[list[str], Inference | None]:
@@ -36,12 +81,17 @@ def build_requirements(tree: Path) -> tuple[list[str], Inference | None]:
 
 
 def resolve_wheelhouse(
-    requirements: list[str], index_url: str = DEFAULT_INDEX, constraints: Sequence[str] = ()
+    requirements: list[str],
+    index_url: str = DEFAULT_INDEX,
+    constraints: Sequence[str] = (),
+    target: PythonTarget = DEFAULT_TARGET,
 ) -> tuple[Input, ...]:
-    """Exact wheels (URL + sha256) for the requirements and their dependencies (within ``constraints``).
+    """Exact wheels (URL + sha256) for the requirements and their dependencies (within ``constraints``),
+    for ``target``'s Python and platform: pure wheels, or platform wheels its glibc runs.
 
     Raises:
-        FetchError: pip could not resolve them (no network, no such version).
+        FetchError: pip could not resolve them (no network, no such version, no wheel for the target),
+            naming the Python and platform asked for.
     """
     if not requirements:
         return ()  # e.g. a backend that builds itself from the sdist with no requirements
@@ -60,10 +110,11 @@ def resolve_wheelhouse(
             "--dry-run",
             "--ignore-installed",
             "--quiet",
-            "--only-binary=:all:",
-            f"--python-version={BUILDER_PYTHON}",
-            "--implementation=py",
-            "--platform=any",
+            "--only-binary=:all:",  # never an sdist: pip would run its setup.py here to build it
+            f"--python-version={target.python}",
+            "--implementation=cp",
+            f"--abi={target.abi}",
+            *(f"--platform={platform}" for platform in target.platforms()),
             "--target",
             str(Path(tmp) / "unused"),
             "--index-url",
@@ -78,7 +129,11 @@ def resolve_wheelhouse(
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         if proc.returncode != 0:
             tail = " ".join(proc.stderr.strip().splitlines()[-2:])
-            raise FetchError(f"could not resolve build requirements {requirements}: {tail}")
+            raise FetchError(
+                f"could not resolve build requirements {requirements} for {target.describe()}: {tail}",
+                "only wheels are used: a requirement needs a pure wheel, or a platform wheel for that "
+                "Python and a glibc no newer than the platform's",
+            )
         doc = json.loads(report.read_text())
     inputs = []
     installed = dig(doc, "install")
@@ -94,7 +149,9 @@ def resolve_wheelhouse(
     return tuple(sorted(inputs, key=lambda i: i.filename))
 
 
-def wheelhouse_for(tree: Path, index_url: str = DEFAULT_INDEX) -> tuple[tuple[Input, ...], tuple[Inference, ...]]:
+def wheelhouse_for(
+    tree: Path, index_url: str = DEFAULT_INDEX, target: PythonTarget = DEFAULT_TARGET
+) -> tuple[tuple[Input, ...], tuple[Inference, ...]]:
     """The wheelhouse a tree's build needs, and what was inferred to choose it (recorded in the plan)."""
     requirements, inferred = build_requirements(tree)
-    return resolve_wheelhouse(requirements, index_url), (inferred,) if inferred else ()
+    return resolve_wheelhouse(requirements, index_url, target=target), (inferred,) if inferred else ()

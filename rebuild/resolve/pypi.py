@@ -8,7 +8,9 @@ wheel's ``Generator:`` line, the rest of ``build-system.requires`` is pinned
 to the newest versions uploaded before the wheel was, and pip resolves it all
 to hash-pinned wheels for an offline build. What publishers did with
 ``SOURCE_DATE_EPOCH`` varies by backend, so the plan comes with a short,
-ordered list of candidates; the pipeline stops at the first exact match.
+ordered list of candidates; the pipeline stops at the first exact match. The
+candidates run on each builder Python the release allows (its Requires-Python
+and build requirements; ``rebuild.python.builders``), the first one first.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from rebuild.errors import DigestMismatchError, InputError, PlanError
 from rebuild.fetch.fetcher import Fetcher
 from rebuild.plan import Environment, Inference, Output, Source
 from rebuild.python import distributions
+from rebuild.python.builders import Release, python_builds
 from rebuild.python.index import IndexFile, SimpleIndex
 from rebuild.python.pep740 import check_release
-from rebuild.python.pinning import epoch_candidates, pin_build_requirements, resolve_as_of
+from rebuild.python.pinning import epoch_candidates, pin_build_requirements
 from rebuild.resolution import Candidate, Resolution
 from rebuild.resolve.context import ResolveContext, write_origin
 
@@ -115,14 +118,13 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         system.requirements, wheel_facts, wheel.upload_time, index, system.in_tree_backend
     )
     inferences += pinned
-    ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
-    wheelhouse, held_back = resolve_as_of(requires, wheel.upload_time, index, ctx.index_url)
-    inferences += held_back
     recipe = ctx.book.get(RECIPE)
+    release = Release(
+        (("the sdist's PKG-INFO", sdist_facts.requires_python), ("the wheel's METADATA", wheel_facts.requires_python)),
+        requires, wheel.upload_time, wheel.filename, system.backend,
+    )  # fmt: skip
+    builds = python_builds(recipe.builder_images, release, index, ctx.index_url, ctx.progress)
     params = {"source_strip": "1"}
-    if "-py2.py3-" in wheel.filename and system.backend.startswith("setuptools"):
-        params["pip_args"] = "--config-settings=--build-option=--universal"
-        inferences.append(Inference("bdist_wheel", "--universal", "the published wheel is tagged py2.py3"))
     umask = "0002" if wheel_facts.group_writable else "0022"
     if wheel_facts.group_writable:
         inferences.append(Inference("umask", umask, "the published wheel has group-writable members"))
@@ -132,17 +134,19 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
             Inference("TZ", zone[0], f"the wheel's zip times are the sdist's file mtimes in {zone[1]} local time")
         )
     candidates = []
-    for label, epoch, tz in epoch_candidates(sdist_facts, wheel_facts, zone):
-        env = Environment(source_date_epoch=epoch, tz=tz, umask=umask)
-        plan = recipe.plan(
-            Source(sdist.url, sdist.sha256, "sdist"),
-            params,
-            env,
-            inputs=wheelhouse,
-            outputs=(Output(wheel.filename, wheel.sha256),),
-            inferences=(*inferences, Inference("SOURCE_DATE_EPOCH", str(epoch), label)),
-        )
-        candidates.append(Candidate(label, plan))
+    for build in builds:  # the first Python the release allows, then the others
+        for label, epoch, tz in epoch_candidates(sdist_facts, wheel_facts, zone):
+            env = Environment(source_date_epoch=epoch, tz=tz, umask=umask)
+            plan = recipe.plan(
+                Source(sdist.url, sdist.sha256, "sdist"),
+                {**params, **build.parameters},
+                env,
+                inputs=build.wheelhouse,
+                outputs=(Output(wheel.filename, wheel.sha256),),
+                inferences=(*inferences, *build.inferences, Inference("SOURCE_DATE_EPOCH", str(epoch), label)),
+                image=build.image.spec,
+            )
+            candidates.append(Candidate(f"{build.label}, {label}", plan))
     summary = {
         "ecosystem": "pypi",
         "index": index.url,
@@ -158,6 +162,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         "backend": system.backend,
         "generator": wheel_facts.generator,
         "build_requirements": requires,
+        "pythons": [build.image.python for build in builds],
         "publish_attestations": published_by.records,
     }
     origin = write_origin(ctx, "pypi-release.json", summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -237,3 +238,67 @@ def test_per_build_images_are_left_to_be_made_when_needed(tmp_path: Path) -> Non
     report = run_doctor(tmp_path, book)
     (check,) = [c for c in report.checks if c.name == "image debian-deb"]
     assert check.ok and "made for each build" in check.detail
+
+
+def _python_plan(spec: ImageSpec) -> BuildPlan:
+    recipe = RecipeBook().get("python-wheel")
+    return recipe.plan(
+        Source("https://files.example/demo-1.0.tar.gz", "11" * 32, "sdist"),
+        {"source_strip": "1"},
+        Environment(None),
+        outputs=(Output("demo-1.0-py3-none-any.whl", "55" * 32),),
+        image=spec,
+    )
+
+
+def test_a_plan_may_run_on_any_one_of_its_recipes_images() -> None:
+    recipe = RecipeBook().get("python-wheel")
+    bookworm, trixie = (i.spec for i in recipe.builder_images)
+    assert recipe.image == bookworm and (bookworm.suite, trixie.suite) == ("bookworm", "trixie")
+    for spec in (bookworm, trixie):
+        recipe.check_plan(_python_plan(spec))
+    other = dataclasses.replace(trixie, packages=(*trixie.packages, "curl"))
+    with pytest.raises(PlanError, match=r"not one of recipe python-wheel's 2 images \(packages: .*curl"):
+        recipe.check_plan(_python_plan(other))
+    with pytest.raises(PlanError, match="suite: 'sid' instead of 'bookworm'"):  # told apart from the first
+        recipe.check_plan(_python_plan(dataclasses.replace(trixie, suite="sid")))
+    command = RecipeBook().get("command")
+    on_trixie = command.plan(
+        Source("https://files.example/demo-1.0.tar.gz", "11" * 32),
+        {"command": "make", "outputs": "x"},
+        Environment(None),
+        image=trixie,
+    )
+    with pytest.raises(PlanError, match="builder image spec is not recipe command's"):  # one image: as before
+        command.check_plan(on_trixie)
+
+
+def test_every_image_of_every_fixed_recipe_is_built_by_the_set_up() -> None:
+    """setup.sh runs `rebuild image build --all`: the tests need the trixie image as much as bookworm's."""
+    book = RecipeBook()
+    tags = [spec.tag for spec in book.fixed_images()]
+    assert len(tags) == len(set(tags))
+    for image in book.get("python-wheel").builder_images:
+        assert image.spec.tag in tags
+    assert [s.suite for s in book.fixed_images(["python-wheel"])] == ["bookworm", "trixie"]
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ("[image]\nname='i'\nsuite='bookworm'\npackages=[]\nepoch=0\n[[images]]\nname='i'\nsuite='trixie'\n"
+         "packages=[]\nepoch=0\n", "is valid under each of"),
+        ("", "is not valid under any of the given schemas"),
+        ("[[images]]\nname='i'\nsuite='trixie'\npackages=[]\nepoch=0\nper_build=true\n", "should not be valid"),
+        ("[[images]]\nname='i'\nsuite='trixie'\npackages=[]\nepoch=0\npython='3.13'\n", "does not match"),
+        ("[[images]]\nname='i'\nsuite='trixie'\npackages=[]\nepoch=0\nplatform='linux_x86_64'\n", "does not match"),
+    ],
+    ids=["image-and-images", "neither", "per-build-in-a-list", "python-without-micro", "platform-not-manylinux"],
+)  # fmt: skip
+def test_a_recipe_names_one_image_or_a_list_of_them(tmp_path: Path, images: str, message: str) -> None:
+    path = tmp_path / "x.toml"
+    path.write_text(
+        "schema = 1\nname='x'\nversion='1.0.0'\ndescription='d'\nbuild_types=['https://x']\nsteps=['a']\n" + images
+    )
+    with pytest.raises(RecipeError, match=message):
+        load_recipe_file(path)
