@@ -219,9 +219,12 @@ class Verifier:
     progress: Progress = lambda s, m: None
     in_toto_step: str | None = None  # with a signer: also write an in-toto link for this step on a full match
     sigstore: SigstorePolicy = field(default_factory=SigstorePolicy)  # trust root, --expect-*, --trusted-builder
+    connect_engine: Callable[[], Backends] | None = None  # default: the local engine (the service labels its own)
     _backends: Backends | None = None
 
     def backends(self) -> Backends:
+        if self._backends is None and self.connect_engine is not None:
+            self._backends = self.connect_engine()
         if self._backends is None:
             self._backends = connect_backends(
                 self.cache_dir, limits=self.limits, max_input_bytes=self.max_input_bytes, git_mirrors=self.git_mirrors

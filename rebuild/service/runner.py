@@ -57,18 +57,6 @@ class JobSettings:
     verifier_id: str = uris.VERIFIER_ID
 
 
-@dataclass
-class _JobVerifier(Verifier):
-    """The verifier with the engine this job's containers are labelled by (``Verifier`` connects its own)."""
-
-    connect_engine: Callable[[], Backends] | None = None
-
-    def backends(self) -> Backends:
-        if self._backends is None and self.connect_engine is not None:
-            self._backends = self.connect_engine()
-        return super().backends()
-
-
 class _LabelledContainers:
     def __init__(self, containers: Any, labels: Mapping[str, str]) -> None:
         self._containers = containers
@@ -132,7 +120,7 @@ def run_claim(
 ) -> tuple[str, dict[str, Any]]:
     """Verify the claimed target; return the outcome and the attempt's fields (blobs stored)."""
     out_dir = work_root / f"attempt-{claim.attempt_id}"
-    verifier = _JobVerifier(
+    verifier = Verifier(
         settings.book, settings.cache_dir, settings.limits, settings.max_input_bytes, NullSigner(),
         index_url=settings.index_url, archive=settings.archive, attest_failures=True,
         diffoscope=settings.diffoscope, verifier_id=settings.verifier_id,
