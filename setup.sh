@@ -89,7 +89,8 @@ fi
 say "Docker engine answers"
 
 # --- 5. builder images --------------------------------------------------------
-# The images of the recipes with a fixed package set; the debian-binary recipe's image is made per
-# source package, from its build dependencies, when first needed.
+# The images of the recipes with a fixed package set (the Python recipes have two: bookworm's Python 3.11
+# and trixie's 3.13); the debian-binary recipe's image is made per source package, from its build
+# dependencies, when first needed.
 "$VENV/bin/rebuild" image build --all
 say "ready: $VENV/bin/rebuild"

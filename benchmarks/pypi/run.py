@@ -5,7 +5,8 @@
 Cold: a fresh cache directory (sdists, wheels and wheelhouses downloaded; the
 builder image, once built, is found in Docker). Warm: the same run again.
 Writes results.md (the table) and results.json beside this script, and prints
-the reproduction rate and the median seconds per package.
+the reproduction rate and the median seconds per package. The Python column is
+the builder Python of the attempt that matched (of every attempt, when none did).
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def backend(row: dict) -> str:
     return generator or summary.get("backend") or "?"
 
 
+def pythons(row: dict) -> str:
+    """The builder Python(s) of a row, from its report's attempts ("Python 3.11, SOURCE_DATE_EPOCH unset")."""
+    try:
+        report = json.loads(Path(row["report"]).read_text())
+    except (KeyError, TypeError, OSError, ValueError):
+        return ""
+    labels = [a.get("label", "") for a in report.get("attempts", [])]
+    if row.get("matched"):
+        labels = [row["matched"]]
+    found = [label.split(",")[0].removeprefix("Python ") for label in labels if label.startswith("Python ")]
+    return " / ".join(dict.fromkeys(found))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm-only", action="store_true", help="reuse the default cache; one run")
@@ -49,14 +63,15 @@ def main() -> None:
     warm = run_batch(cache, args.out / "warm")
     cold_by = {r["target"]: r for r in cold or []}
     lines = [
-        "| package | backend (wheel Generator) | verdict | classification / reason | attempts | matched with |"
+        "| package | backend (wheel Generator) | Python | verdict | classification / reason | attempts | matched with |"
         " warm s | cold s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in warm:
         c = cold_by.get(r["target"], {})
         lines.append(
-            f"| {r['target'].removeprefix('pypi:')} | {backend(r)} | {r['verdict']} | {r['detail']} | {r['attempts']} |"
+            f"| {r['target'].removeprefix('pypi:')} | {backend(r)} | {pythons(r)} | {r['verdict']} | {r['detail']} |"
+            f" {r['attempts']} |"
             f" {r.get('matched') or ''} | {r['seconds']} | {c.get('seconds', '')} |"
         )
     reproduced = sum(r["verdict"] == "reproduced" for r in warm)

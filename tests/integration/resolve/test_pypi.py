@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,58 @@ def test_one_release_per_backend_in_one_batch(tmp_path: Path) -> None:
     check = rebuild("attestation", "verify", attestation, "--key", str(tmp_path / "k.pub"), "--digest",
                     "sha256:939de3e7a6161af0c887ef91b7d41a53e7c5a1ca976325f429cb46ea9bc30ecc")  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# issue #20: a release that needs Python >= 3.12, one built with uv_build (platform wheels only), and a
+# universal setuptools wheel whose setuptools (66.0.0) takes no --universal through pip
+PER_PYTHON_CASE = {
+    "pypi:sphinx==9.1.0": ("3.13", "reproduced"),
+    "pypi:ffmpeg-normalize==1.42.1": ("3.11", "reproduced"),
+    "pypi:wcwidth==0.2.6": ("3.11", "not reproduced"),  # the publisher's file times are in the zip
+}
+
+
+@pytest.mark.network
+def test_a_python_3_13_release_a_uv_build_release_and_an_old_universal_wheel(tmp_path: Path) -> None:
+    r = rebuild("verify", *PER_PYTHON_CASE, "--json", "--no-diffoscope", "--out", str(tmp_path / "out"))
+    rows = {row["target"]: row for row in json.loads(r.stdout)["results"]}
+    assert r.returncode == 1, r.stderr  # wcwidth is not reproduced; none is "could not rebuild"
+    reports = {}
+    for target, (python, verdict) in PER_PYTHON_CASE.items():
+        row = rows[target]
+        assert row["verdict"] == verdict, row
+        reports[target] = report = json.loads(Path(row["report"]).read_text())
+        assert all(a["label"].startswith(f"Python {python}, ") for a in report["attempts"]), report["attempts"]
+    sphinx = reports["pypi:sphinx==9.1.0"]
+    (python,) = [i for i in sphinx["inferences"] if i["field"] == "python"]
+    assert python["value"] == "3.13.5 (Debian trixie)"
+    assert "the sdist's PKG-INFO says Requires-Python '>=3.12'" in python["reason"]
+    assert "left out: Python 3.11.2 (Debian bookworm): the sdist's PKG-INFO says '>=3.12'" in python["reason"]
+    assert sphinx["plan"]["builderImage"]["spec"]["suite"] == "trixie"
+    uv = reports["pypi:ffmpeg-normalize==1.42.1"]
+    (pinned,) = [i for i in uv["inferences"] if i["field"] == "uv_build"]
+    assert pinned["value"] == "0.12.5" and "'Generator: uv 0.12.5'" in pinned["reason"]  # uv's own backend
+    wheels = [name for name in uv["fetched"] + uv["cached"] if "uv_build-0.12.5-" in name]
+    assert wheels and "manylinux_2_17_x86_64" in wheels[0]  # a platform wheel, resolved for bookworm's glibc
+    wcwidth = reports["pypi:wcwidth==0.2.6"]
+    assert rows["pypi:wcwidth==0.2.6"]["detail"].endswith("content identical, timestamps differ")
+    (way,) = [i for i in wcwidth["inferences"] if i["field"] == "wheel tag py2.py3"]
+    assert way["value"] == "[bdist_wheel] universal = 1" and "setuptools 66.0.0" in way["reason"]
+    assert wcwidth["attempts"][0]["label"].startswith("Python 3.11, [bdist_wheel] universal = 1, ")
+
+
+def test_each_python_image_has_the_python_and_glibc_its_recipe_states(docker_client: Any, cache_dir: Path) -> None:
+    """Build requirements are resolved for the recipe's python and platform before the image exists."""
+    from rebuild.build.images import ImageBuilder
+    from rebuild.recipes import RecipeBook
+
+    probe = "import platform; print(platform.python_version(), platform.libc_ver()[1])"
+    for name in ("python-wheel", "python-build"):
+        for image in RecipeBook().get(name).builder_images:
+            digest = ImageBuilder(docker_client, cache_dir).ensure(image.spec).digest
+            out = docker_client.containers.run(digest, ["python3", "-c", probe], network_disabled=True, remove=True)
+            python, glibc = out.decode().split()
+            assert (python, f"manylinux_{glibc.replace('.', '_')}_x86_64") == (image.python, image.platform), name
 
 
 @pytest.mark.network
