@@ -169,8 +169,13 @@ def link_materials(plan: BuildPlan) -> dict[str, dict[str, str]]:
     return materials
 
 
-def rebuild_link(plan: BuildPlan, products: Mapping[str, str], step: str = DEFAULT_STEP) -> Any:
-    """The unsigned in-toto link of a rebuild: materials from the plan, products ``name -> sha256``."""
+def rebuild_link(
+    plan: BuildPlan, products: Mapping[str, str], step: str = DEFAULT_STEP, version: str = __version__
+) -> Any:
+    """The unsigned in-toto link of a rebuild: materials from the plan, products ``name -> sha256``.
+
+    ``version`` is the rebuild-verifier that rebuilt (the service passes its worker's, from the provenance).
+    """
     return Link(
         name=check_step_name(step),
         materials=link_materials(plan),
@@ -178,7 +183,7 @@ def rebuild_link(plan: BuildPlan, products: Mapping[str, str], step: str = DEFAU
         command=[],
         byproducts={},
         environment={
-            "rebuild-verifier": __version__,
+            "rebuild-verifier": version,
             "recipe": f"{plan.recipe.name}@{plan.recipe.version}",
             "recipeSha256": plan.recipe.sha256,
             "builderImage": plan.image.digest,
@@ -197,10 +202,11 @@ def link_file_name(step: str, in_toto_keyid: str) -> str:
     return str(FILENAME_FORMAT.format(step_name=check_step_name(step), keyid=in_toto_keyid))
 
 
-def write_rebuild_link(
-    plan: BuildPlan, products: Mapping[str, str], out_dir: Path, signer: keys.Signer, step: str = DEFAULT_STEP
-) -> Path:
-    """Sign the rebuild's link with ``signer`` and write ``STEP.KEYID8.link`` in ``out_dir``.
+def signed_rebuild_link(
+    plan: BuildPlan, products: Mapping[str, str], signer: keys.Signer, step: str = DEFAULT_STEP,
+    version: str = __version__,
+) -> tuple[str, bytes]:
+    """The rebuild's link signed with ``signer``: its file name ``STEP.KEYID8.link`` and its bytes.
 
     Call it on a full match only: it says every product was reproduced.
 
@@ -210,14 +216,22 @@ def write_rebuild_link(
     """
     doc = in_toto_key(_public_key_of(signer))
     public = SSlibKey.from_dict(doc.pop("keyid"), doc)
-    metablock = Metablock(signed=rebuild_link(plan, products, step))
+    metablock = Metablock(signed=rebuild_link(plan, products, step, version))
     signature = metablock.create_signature(_LinkSigner(signer, public))
     try:  # what a verifier will do, once, here: a signer that signs another way fails now, not downstream
         public.verify_signature(signature, metablock.signed.signable_bytes)
     except Exception as e:
         raise KeyLoadError(f"the key {public.keyid[:16]} made a signature in-toto does not accept") from e
-    path = out_dir / link_file_name(step, public.keyid)
-    path.write_text(repr(metablock) + "\n")
+    return link_file_name(step, public.keyid), (repr(metablock) + "\n").encode()
+
+
+def write_rebuild_link(
+    plan: BuildPlan, products: Mapping[str, str], out_dir: Path, signer: keys.Signer, step: str = DEFAULT_STEP
+) -> Path:
+    """Sign the rebuild's link (``signed_rebuild_link``) and write ``STEP.KEYID8.link`` in ``out_dir``."""
+    name, data = signed_rebuild_link(plan, products, signer, step)
+    path = out_dir / name
+    path.write_bytes(data)
     return path
 
 
@@ -528,6 +542,7 @@ __all__ = [
     "load_layout",
     "parse_metadata",
     "rebuild_link",
+    "signed_rebuild_link",
     "verify_layout",
     "write_rebuild_link",
 ]

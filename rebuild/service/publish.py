@@ -4,13 +4,19 @@ Layout (OSS Rebuild's, so tools that read it read this)::
 
     {ecosystem}/{name}/{version}/{artifact}/rebuild.intoto.jsonl   the first signed bundle, never rewritten
     {ecosystem}/{name}/{version}/{artifact}/rebuild.{sha256:16}.intoto.jsonl   later ones (new image, verifier)
+    {ecosystem}/{name}/{version}/{artifact}/rebuild.{keyid:8}.link   the in-toto link of a PASSED first bundle
+    {ecosystem}/{name}/{version}/{artifact}/rebuild.{sha256:16}/rebuild.{keyid:8}.link   that of a later one
     {ecosystem}/{name}/{version}/{artifact}/reports/{sha256}.json  the report a FAILED summary names
     {ecosystem}/{name}/index.json     every version, artifact and bundle of the package, with digests
     changes.jsonl, changes.atom       one entry per bundle, in publication order, with a regression flag
     keys/{keyid}.pub, keys.json       the service's public keys
     snapshot.json                     a DSSE envelope, signed by the service, listing every file's sha256
 
-Bundles and reports are write-once: a file that exists with other bytes is an error, never overwritten.
+Bundles, links and reports are write-once: a file that exists with other bytes is an error, never overwritten
+(a link signed again with a randomised scheme, ECDSA or RSA-PSS, is kept if it says the same and verifies).
+A link is written for a PASSED bundle only (never a FAILED one): step ``rebuild``, signed with the service key,
+materials and products read back from the rebuild provenance in the bundle (``rebuild.attest.intoto``, the link
+``rebuild verify --in-toto-link`` writes).
 The feed, the indexes and the snapshot are made again from the store on every run.
 """
 
@@ -28,9 +34,11 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import select
 
-from rebuild.attest import dsse
+from rebuild.attest import dsse, uris
+from rebuild.attest.envelopes import parse_envelopes
 from rebuild.attest.keys import PublicKey, Signer
-from rebuild.errors import VerificationError
+from rebuild.attest.statements import parse_statement
+from rebuild.errors import InputError, KeyLoadError, PlanError, VerificationError
 from rebuild.service.blobs import BlobStore
 from rebuild.service.models import Attempt, Attestation, Job, Target
 from rebuild.service.signing import sign_pending
@@ -57,6 +65,8 @@ def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_ke
     signed, refused = sign_pending(store, blobs, signer)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
+    links: dict[str, str] = {}
+    skipped: list[str] = []
     entries: list[dict[str, Any]] = []
     with store.session() as s:
         rows = s.execute(
@@ -82,15 +92,83 @@ def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_ke
                 _write_once(
                     out / base / "reports" / f"{attempt.compare_blob}.json", blobs.read_bytes(attempt.compare_blob)
                 )
-            entries.append(_entry(attestation, job, target, attempt, data))
+            entry = _entry(attestation, job, target, attempt, data)
+            if attestation.verdict == "PASSED":
+                entry["link"] = _publish_link(out, attestation, base, data, signer, public_key, links, skipped)
+            entries.append(entry)
     _flag_regressions(entries)
     files = {e["path"]: e["sha256"] for e in entries}
+    files.update(links)
     files.update(_write_indexes(out, entries))
     files.update(_write_feed(out, entries))
     files.update(_write_keys(out, public_key, public_pem))
     snapshot = _write_snapshot(out, files, signer)
     return {"out": str(out), "signed": signed, "refused": refused, "published": written, "bundles": len(entries),
-            "snapshot": snapshot}  # fmt: skip
+            "links": sorted(links), "links_skipped": skipped, "snapshot": snapshot}  # fmt: skip
+
+
+def _publish_link(out: Path, attestation: Attestation, base: Path, bundle: bytes, signer: Signer,
+                  public_key: PublicKey, links: dict[str, str], skipped: list[str]) -> str | None:  # fmt: skip
+    """Write (once) the in-toto link of a PASSED bundle beside it; add it to ``links``. Returns its path.
+
+    The plan and the products come from the bundle's rebuild provenance (checked and signed by
+    ``sign_pending``); the version in the link's environment is the worker's, so a later publish makes the
+    same link. A key with no in-toto form, or a bundle with no provenance, is noted in ``skipped``.
+    """
+    from rebuild.attest.intoto import signed_rebuild_link  # imports in-toto: only with a PASSED result
+    from rebuild.plan import plan_from_provenance
+
+    assert attestation.published_path is not None
+    folder = base if Path(attestation.published_path).name == "rebuild.intoto.jsonl" else \
+        base / f"rebuild.{attestation.bundle_blob[:16]}"  # fmt: skip
+    try:
+        provenance = next(
+            statement
+            for loaded in parse_envelopes(bundle.decode(), f"bundle {attestation.published_path}")
+            if (statement := parse_statement(loaded.envelope.payload)).predicate_type == uris.SLSA_PROVENANCE_V1
+        )
+        plan = plan_from_provenance(provenance)
+        products = {s.name: s.digest["sha256"] for s in provenance.subjects}
+        version = provenance.predicate.get("runDetails", {}).get("builder", {}).get("version", {})
+        name, data = signed_rebuild_link(plan, products, signer, version=str(version.get("rebuild-verifier", "")))
+    except StopIteration:
+        skipped.append(f"{attestation.published_path}: the bundle has no rebuild provenance")
+        return None
+    except (KeyLoadError, PlanError, InputError, KeyError, AttributeError) as e:
+        skipped.append(f"{attestation.published_path}: no in-toto link: {getattr(e, 'message', e)}")
+        return None
+    path = folder / name
+    links[str(path)] = _write_link_once(out / path, data, public_key)
+    return str(path)
+
+
+def _write_link_once(path: Path, data: bytes, public_key: PublicKey) -> str:
+    """``_write_once`` for a link; one already there with other bytes is kept if it is the same link, signed
+    by the same key (an ECDSA or RSA-PSS signature differs each time it is made).
+
+    Raises:
+        VerificationError: the file there is not that link, or its signature does not verify.
+    """
+    import hashlib
+
+    from in_toto.models.metadata import Metablock
+
+    from rebuild.attest.intoto import in_toto_key, parse_metadata
+
+    if not path.exists() or path.read_bytes() == data:
+        return _write_once(path, data)
+    existing = path.read_bytes()
+    try:
+        there = parse_metadata(existing, f"in-toto link {path}")
+        same = isinstance(there, Metablock) and there.signed.to_dict() == json.loads(data)["signed"]
+        if same:
+            there.verify_signature(in_toto_key(public_key.key))  # raises when it does not verify
+    except Exception:  # in-toto's and securesystemslib's errors, and ours
+        same = False
+    if not same:
+        raise VerificationError(f"{path} exists with other bytes; published files are write-once",
+                                "publish into an empty directory, or restore the mirror")  # fmt: skip
+    return hashlib.sha256(existing).hexdigest()
 
 
 def _entry(attestation: Attestation, job: Job, target: Target, attempt: Attempt, data: bytes) -> dict[str, Any]:
@@ -131,8 +209,8 @@ def _write_indexes(out: Path, entries: Sequence[dict[str, Any]]) -> dict[str, st
         package = packages.setdefault((e["ecosystem"], e["name"]), {"ecosystem": e["ecosystem"], "name": e["name"],
                                                                     "versions": {}})  # fmt: skip
         artifact = package["versions"].setdefault(e["version"], {}).setdefault(e["artifact"], {"bundles": []})
-        artifact["bundles"].append({k: e[k] for k in ("path", "sha256", "verdict", "subject_sha256", "published",
-                                                      "image", "verifier", "regression")})  # fmt: skip
+        artifact["bundles"].append({k: e.get(k) for k in ("path", "sha256", "verdict", "subject_sha256", "published",
+                                                          "image", "verifier", "regression", "link")})  # fmt: skip
         artifact["latest"] = e["verdict"]
     written = {}
     for (ecosystem, name), doc in packages.items():

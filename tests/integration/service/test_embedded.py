@@ -5,6 +5,8 @@ Fast jobs (``fastjobs.py``): the stock `command` recipe, whose build copies one 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import signal
 import subprocess
@@ -75,11 +77,58 @@ def test_queue_work_status_publish_and_verify(tmp_path: Path, builder_image: str
     from rebuild.service.publish import verify_snapshot
 
     assert verify_snapshot(out, [load_public_key(pub)])["files"] >= 6
+    check_published_links(out, published, pub, good, tmp_path / "layout")
     # publishing again changes no bundle, and a bundle is never rewritten
     assert as_json(service(data, "publish", "--out", str(out), "--json"))["published"] == []
     passed.write_text("tampered\n")
     r = service(data, "publish", "--out", str(out))
     assert r.returncode == 1 and "write-once" in r.stderr
+
+
+def check_published_links(out: Path, published: Any, pub: Path, good: list[Path], tmp: Path) -> None:
+    """A PASSED bundle has its in-toto link beside it (in the snapshot); in-toto verifies it against a layout
+    made here (step `rebuild`, the service's key, threshold 1); a FAILED bundle has none."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from in_toto.models.layout import Layout, Step
+    from in_toto.models.metadata import Metablock
+    from securesystemslib.signer import CryptoSigner
+
+    from rebuild.attest.intoto import verify_layout
+    from rebuild.attest.keys import load_public_key
+
+    assert published["links_skipped"] == [] and len(published["links"]) == 2
+    snapshot = json.loads(base64.b64decode(json.loads((out / "snapshot.json").read_text())["payload"]))
+    assert set(published["links"]) <= set(snapshot["files"])
+    tmp.mkdir()
+    assert rebuild("key", "generate", "--out", str(tmp / "owner"), "--type", "ed25519").returncode == 0
+    root = Layout()
+    root.expires = "2100-01-01T00:00:00Z"
+    step = Step(name="rebuild")
+    step.pubkeys = [root.add_functionary_key_from_path(str(pub))["keyid"]]
+    step.threshold = 1
+    root.steps = [step]
+    for n, release in enumerate(good, start=1):
+        name = f"data-{n}.txt"
+        bundle = next(out / p for p in published["published"] if name in p)
+        (link,) = bundle.parent.glob("rebuild.*.link")
+        assert str(link.relative_to(out)) in published["links"]
+        doc = json.loads(link.read_text())["signed"]
+        artifact_sha256 = hashlib.sha256((release.parent / name).read_bytes()).hexdigest()
+        assert doc["products"] == {name: {"sha256": artifact_sha256}}
+        assert set(doc["materials"]) == {"source"}  # the `command` recipe's plan has no other input
+        step.expected_products = [["CREATE", name], ["DISALLOW", "*"]]
+        metablock = Metablock(signed=root)
+        metablock.create_signature(CryptoSigner(load_pem_private_key((tmp / "owner.key").read_bytes(), None)))
+        layout = tmp / f"{n}.layout"
+        metablock.dump(str(layout))
+        verdict = verify_layout(layout, [load_public_key(tmp / "owner.pub")], link.parent)
+        assert verdict.passed, verdict.message
+        assert verdict.steps[0].links == (link.name,)
+    failed = next(out / p for p in published["published"] if "data-3" in p)
+    assert not list(failed.parent.rglob("*.link"))  # never a link for a FAILED result
+    index = json.loads((failed.parents[2] / "index.json").read_text())
+    bundles = [b for v in index["versions"].values() for a in v.values() for b in a["bundles"]]
+    assert sorted((b["verdict"], b["link"] is None) for b in bundles) == [("FAILED", True)] + [("PASSED", False)] * 2
 
 
 def docker_containers(docker_client: Any, worker: str) -> list[Any]:
