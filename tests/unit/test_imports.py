@@ -111,3 +111,18 @@ def test_compare_does_not_depend_on_rebuild() -> None:
     assert {
         m: sorted(d) for m, d in edges.items() if m.startswith("compare") and any(x.startswith("rebuild") for x in d)
     } == {}
+
+
+def test_no_benchmark_script_shadows_a_package_it_may_import() -> None:
+    """A script runs with its own folder first on sys.path: benchmarks/debian.py once hid python-debian, and
+    benchmarks/sigstore.py the sigstore library (every run that imported them measured an ImportError)."""
+    import importlib.util
+
+    shadowing = []
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        spec = importlib.util.find_spec(script.stem)
+        origin = Path(spec.origin).resolve() if spec and spec.origin else None
+        ours = origin is not None and any(origin.is_relative_to(ROOT / p) for p in PACKAGES)
+        if spec is not None and not ours:
+            shadowing.append(script.name)
+    assert shadowing == []
