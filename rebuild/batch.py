@@ -7,7 +7,6 @@ reproduce (or failed verification), 2 bad input, 3 could not rebuild.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from compare.errors import CompareError
 from rebuild.errors import EXIT_ENVIRONMENT, Error, InputError
+from rebuild.untrusted import path_component
 from rebuild.verify import VerifyReport
 
 VERDICTS = ("reproduced", "not reproduced", "failed verification", "could not rebuild")
@@ -60,9 +60,7 @@ def read_targets(targets: Sequence[str], from_file: Path | None) -> list[str]:
 
 def target_directory(out_dir: Path, target: str) -> Path:
     """Where one target of a batch writes: a single safe path component made from the target."""
-    name = Path(target).name if Path(target).exists() else target
-    slug = re.sub(r"[^A-Za-z0-9._=+-]+", "_", name).strip("_.") or "target"
-    return out_dir / slug[:200]
+    return out_dir / path_component(Path(target).name if Path(target).exists() else target)
 
 
 def target_directories(out_dir: Path, targets: Sequence[str]) -> dict[str, Path]:

@@ -133,6 +133,16 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+_PATH_UNSAFE = re.compile(r"[^A-Za-z0-9._+~=-]+")
+
+
+def path_component(value: str, limit: int = 200) -> str:
+    """One safe file name made from a name that came from outside: no separator, never ``.``/``..`` or hidden,
+    never read as an option. Everything a run writes under a name from a document goes through this."""
+    cleaned = _PATH_UNSAFE.sub("_", value).strip("_").lstrip(".-")[:limit]
+    return cleaned or "_"
+
+
 def printable(value: object, limit: int = 4096) -> str:
     """``value`` as text that is safe to show: no control characters, no lone surrogates, bounded length."""
     text = str(value)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -43,19 +42,11 @@ from rebuild.service.blobs import BlobStore
 from rebuild.service.models import Attempt, Attestation, Job, Target
 from rebuild.service.signing import sign_pending
 from rebuild.service.store import Store
+from rebuild.untrusted import dig_str, path_component
 
 SNAPSHOT_TYPE = "application/vnd.rebuild-verifier.snapshot+json"
 SNAPSHOT_V1 = "https://rebuild-verifier.dev/snapshot/v1"
 FEED_ENTRIES = 100
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+~=-]")
-
-
-def component(value: str) -> str:
-    """One safe path component made from a name that came from outside."""
-    cleaned = _UNSAFE.sub("_", value).lstrip(".")[:200]
-    return cleaned or "_"
-
-
 def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_key: PublicKey,
             public_pem: bytes) -> dict[str, Any]:  # fmt: skip
     """Sign what is pending, write new bundles once, then the indexes, the feed, the keys and the snapshot.
@@ -77,8 +68,8 @@ def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_ke
             .order_by(Attestation.published_at.is_(None), Attestation.published_at, Attestation.id)
         ).all()
         for attestation, job, target, attempt in rows:
-            base = Path(component(target.ecosystem), component(target.name), component(target.version),
-                        component(attestation.artifact))  # fmt: skip
+            base = Path(path_component(target.ecosystem), path_component(target.name), path_component(target.version),
+                        path_component(attestation.artifact))  # fmt: skip
             data = blobs.read_bytes(attestation.bundle_blob)
             if attestation.published_path is None:
                 first = base / "rebuild.intoto.jsonl"
@@ -129,12 +120,12 @@ def _publish_link(out: Path, attestation: Attestation, base: Path, bundle: bytes
         )
         plan = plan_from_provenance(provenance)
         products = {s.name: s.digest["sha256"] for s in provenance.subjects}
-        version = provenance.predicate.get("runDetails", {}).get("builder", {}).get("version", {})
-        name, data = signed_rebuild_link(plan, products, signer, version=str(version.get("rebuild-verifier", "")))
+        version = dig_str(provenance.predicate, "runDetails", "builder", "version", "rebuild-verifier")
+        name, data = signed_rebuild_link(plan, products, signer, version=version)
     except StopIteration:
         skipped.append(f"{attestation.published_path}: the bundle has no rebuild provenance")
         return None
-    except (KeyLoadError, PlanError, InputError, KeyError, AttributeError) as e:
+    except (KeyLoadError, PlanError, InputError, KeyError) as e:
         skipped.append(f"{attestation.published_path}: no in-toto link: {getattr(e, 'message', e)}")
         return None
     path = folder / name
@@ -214,7 +205,7 @@ def _write_indexes(out: Path, entries: Sequence[dict[str, Any]]) -> dict[str, st
         artifact["latest"] = e["verdict"]
     written = {}
     for (ecosystem, name), doc in packages.items():
-        path = Path(component(ecosystem), component(name), "index.json")
+        path = Path(path_component(ecosystem), path_component(name), "index.json")
         written[str(path)] = _replace(out / path, _json(doc))
     return written
 

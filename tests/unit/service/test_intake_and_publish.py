@@ -17,9 +17,10 @@ from rebuild.service.blobs import BlobStore
 from rebuild.service.config import ServicePaths, init_service
 from rebuild.service.intake import add_targets, describe, normalize
 from rebuild.service.models import Attempt, Job
-from rebuild.service.publish import _flag_regressions, component, publish, verify_snapshot
+from rebuild.service.publish import _flag_regressions, publish, verify_snapshot
 from rebuild.service.store import Store, engine_url
 from rebuild.service.views import history, list_jobs, resolve_keys
+from rebuild.untrusted import path_component
 
 SHA_A = "a" * 64
 
@@ -138,9 +139,20 @@ def test_add_targets_queues_an_unresolvable_target(service: tuple[Store, Service
     assert [r["queued"] for r in rows] == [True, False] and "does not resolve" in rows[0]["note"]
 
 
-@pytest.mark.parametrize(("name", "safe"), [("../etc", "_etc"), ("a/b", "a_b"), ("", "_"), ("ok-1.0", "ok-1.0")])
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("../etc", "_etc"),
+        ("a/b", "a_b"),
+        ("", "_"),
+        ("ok-1.0", "ok-1.0"),
+        ("..", "_"),
+        ("-rf", "rf"),
+        (".hidden", "hidden"),
+    ],
+)
 def test_path_components_from_outside_are_contained(name: str, safe: str) -> None:
-    assert component(name) == safe
+    assert path_component(name) == safe
 
 
 def test_a_failed_after_a_passed_is_a_regression() -> None:
