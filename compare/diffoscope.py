@@ -60,7 +60,7 @@ def run_diffoscope(
     cmd = [exe, "--no-progress", "--max-report-size", str(max_report_bytes), "--exclude-directory-metadata=no"]
     for fmt, path in reports.items():
         cmd += [f"--{fmt}", path]
-    cmd += [str(a), str(b)]
+    cmd += ["--", str(a), str(b)]  # paths, never read as options
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LC_ALL": "C.UTF-8",
