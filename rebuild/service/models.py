@@ -7,7 +7,7 @@ The schema is made and changed only by the migrations in ``migrations/``; these 
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # job states
@@ -29,6 +29,7 @@ class Setting(Base):
 
 class Target(Base):
     __tablename__ = "targets"
+    __table_args__ = (Index("ix_targets_ecosystem_name", "ecosystem", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     target: Mapped[str] = mapped_column(String(1024), unique=True)  # normalized
     ecosystem: Mapped[str] = mapped_column(String(32))
@@ -57,7 +58,7 @@ class Job(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
-    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
 class Attempt(Base):
@@ -69,7 +70,7 @@ class Attempt(Base):
     round: Mapped[int] = mapped_column(Integer, default=1)
     number: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(128))
-    started_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float, index=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)  # one of jobs.OUTCOMES
@@ -84,6 +85,7 @@ class Attempt(Base):
     log_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # build.log
     statements_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # unsigned statements
     rebuilt_blobs: Mapped[str] = mapped_column(Text, default="{}")  # JSON: rebuilt name -> sha256
+    diffoscope_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # diffoscope's HTML report
 
 
 class Attestation(Base):
@@ -94,7 +96,7 @@ class Attestation(Base):
     job_key: Mapped[str] = mapped_column(ForeignKey("jobs.key"), index=True)
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
     artifact: Mapped[str] = mapped_column(String(512))
-    subject_sha256: Mapped[str] = mapped_column(String(64))
+    subject_sha256: Mapped[str] = mapped_column(String(64), index=True)
     verdict: Mapped[str] = mapped_column(String(16))  # PASSED or FAILED
     bundle_blob: Mapped[str] = mapped_column(String(64))
     keyid: Mapped[str] = mapped_column(String(64))
@@ -114,3 +116,32 @@ class Worker(Base):
     started_at: Mapped[float] = mapped_column(Float)
     heartbeat_at: Mapped[float] = mapped_column(Float)
     stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Token(Base):
+    """A bearer token of the HTTP API's writes: only the sha256 of its secret is kept (``tokens.py``)."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[str] = mapped_column(String(256))  # sorted, comma-separated
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Change(Base):
+    """One entry of the change feed (``/api/v1/changes``): a final verdict or a signed attestation.
+
+    Written only by the database's triggers (migration 0002), in the transaction of the change itself;
+    ``id`` is the feed's cursor.
+    """
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "verdict" or "attestation"
+    job_key: Mapped[str] = mapped_column(String(64))
+    attestation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
