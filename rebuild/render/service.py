@@ -77,5 +77,15 @@ def show(kind: str, doc: Any, as_json: bool, out: Console | None = None) -> None
     elif kind == "publish":
         console.print(f"signed {len(doc['signed'])}, published {len(doc['published'])} new of {doc['bundles']} "
                       f"bundle(s) into {esc(doc['out'])}; snapshot {esc(doc['snapshot'])}")  # fmt: skip
+    elif kind == "token":
+        console.print(f"token {doc['id']} {esc(doc['name'])} ({esc(','.join(doc['scopes']))}); shown once, keep it:")
+        console.print(esc(doc["token"]))
+    elif kind == "tokens":
+        rows = [{**t, "scopes": ",".join(t["scopes"]), "used": _age(t["last_used_at"]) or "never",
+                 "revoked": _age(t["revoked_at"])} for t in doc["tokens"]]  # fmt: skip
+        console.print(_table(rows, ("id", "name", "scopes", "used", "revoked")))
+    elif kind == "revoked":
+        state = "was already revoked" if doc["already"] else "revoked"
+        console.print(f"token {doc['id']} {esc(doc['name'])} {state}")
     else:
         emit(doc)
