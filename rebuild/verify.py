@@ -381,6 +381,7 @@ def _explain(published: Mapping[str, Path], out_dir: Path, stages: Stages) -> li
                 out_dir / "rebuilt" / name,
                 name=name,
                 diffoscope_dir=out_dir / f"diffoscope-{name.replace('/', '_')}",
+                diffoscope_formats=("json", "html"),  # the HTML is what the dashboard links to
                 side_names=("published", "rebuilt"),
             )
             for name in sorted(published)

@@ -163,6 +163,9 @@ def _store_files(out_dir: Path, blobs: BlobStore) -> dict[str, Any]:
                          ("build.log", "log_blob")):  # fmt: skip
         if (out_dir / name).is_file():
             fields[column] = blobs.put_file(out_dir / name)
+    html = sorted(p for p in out_dir.glob("diffoscope-*/diffoscope.html") if p.is_file() and not p.is_symlink())
+    if html:  # the first differing artifact's report (most releases have one artifact)
+        fields["diffoscope_blob"] = blobs.put_file(html[0])
     bundles = sorted(out_dir.glob("*.intoto.jsonl"))
     if bundles:
         fields["statements_blob"] = blobs.put_bytes(b"".join(p.read_bytes() for p in bundles))
