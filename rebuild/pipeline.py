@@ -25,6 +25,7 @@ from rebuild.errors import SandboxError
 from rebuild.fetch.cache import BlobCache
 from rebuild.fetch.fetcher import Fetcher
 from rebuild.fetch.git import export_commit
+from rebuild.npm import cache as npm_cache
 from rebuild.plan import BuildPlan
 
 Progress = Callable[[str, str], None]
@@ -136,6 +137,10 @@ def run_plan(
         for item in plan.inputs:
             path = fetcher.fetch(item.uri, item.sha256, f"input {item.group}/{item.filename}")
             _place(path, inputs_root / item.group / safe_output_name(item.filename).name)
+        if any(item.group == npm_cache.GROUP for item in plan.inputs):  # what `npm ci --offline` reads
+            npm_cache.lay_out_offline_cache(
+                sorted((inputs_root / npm_cache.GROUP).iterdir()), inputs_root / npm_cache.CACHE_GROUP
+            )
     with stages.stage("image", f"builder image {plan.image.digest[:19] or plan.image.reference}"):
         if plan.image.spec:
             image = engine.images.ensure(

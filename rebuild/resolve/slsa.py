@@ -28,6 +28,8 @@ from rebuild.attest import uris
 from rebuild.attest.statements import ParsedStatement, Subject
 from rebuild.errors import InputError, PlanError
 from rebuild.fetch.git import check_commit, export_commit, split_uri
+from rebuild.npm.cache import fetch_locked
+from rebuild.npm.lockfile import lockfile_from_source_tar
 from rebuild.plan import Environment, Inference, Input, Output, Source
 from rebuild.python import distributions
 from rebuild.python.pinning import pin_build_requirements
@@ -40,6 +42,7 @@ from rebuild.untrusted import dig, dig_str
 
 PYTHON_RECIPE = "python-build"
 NPM_RECIPE = "npm-pack"
+NPM_CI_RECIPE = "npm-ci"  # npm-pack with the dependencies its package-lock.json pins
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -364,6 +367,12 @@ def resolve_foreign(
         ctx.progress("resolve", f"resolving build requirements {', '.join(requires)}")
         inputs = resolve_wheelhouse(requires, ctx.index_url)
     else:
+        lockfile = lockfile_from_source_tar(tarball)
+        if lockfile is not None:  # its dependencies are installed offline from the lockfile (npm ci)
+            recipe = ctx.book.get(NPM_CI_RECIPE)
+            ctx.progress("resolve", f"{lockfile.name}: fetching {len(lockfile.tarballs)} tarball(s) it pins")
+            inputs, inferred = fetch_locked(lockfile, ctx.cache, ctx.progress)
+            inferences.extend(inferred)
         inferences.append(
             Inference("node/npm", f"Debian {recipe.image.suite}'s nodejs and npm", "the provenance records no versions")
         )
