@@ -14,10 +14,12 @@ status to decide on, and the words a report prints.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from compare.report import ComparisonReport
 from rebuild.attest.sigstore import SigstoreResult
 from rebuild.plan import BuildPlan
 
@@ -98,6 +100,35 @@ class Candidate:
     plan: BuildPlan
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What came of one candidate, as a resolution's fallback sees it: a failed build, or a comparison."""
+
+    candidate: Candidate
+    build_error: str = ""  # the build failed: its one-line message ("" when it built)
+    build_log: str = ""  # the end of a failed build's log (untrusted: the build wrote it)
+    comparisons: tuple[ComparisonReport, ...] = ()  # the rebuilt files against the published ones
+
+
+@dataclass(frozen=True)
+class Followup:
+    """What a fallback adds after an attempt: candidates to try next, and the pending ones as rewritten.
+
+    ``pending`` replaces the candidates not tried yet one for one (e.g. the same option dropped from each);
+    None leaves them as they are. Each of ``extra`` counts against the verify loop's bound.
+    """
+
+    extra: tuple[Candidate, ...] = ()
+    pending: tuple[Candidate, ...] | None = None
+    notes: tuple[str, ...] = ()  # for the report: what was tried next, and why
+
+
+class Fallback(Protocol):
+    """An adapter's hook, called after each attempt that did not reproduce (``verify.verify_resolution``)."""
+
+    def __call__(self, outcome: Outcome, pending: Sequence[Candidate]) -> Followup: ...
+
+
 @dataclass(init=False)
 class Resolution:
     target: str  # what the user asked for: a file, pypi:NAME==VER, deb:SOURCE=VER
@@ -107,6 +138,7 @@ class Resolution:
     signature: Signature  # what is known of the origin document's signature
     summary: dict[str, Any]  # what `provenance show` and the report print
     notes: list[str]
+    fallback: Fallback | None = None  # more candidates decided from an attempt's outcome (PyPI: setuptools)
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from rebuild.attest.keys import PublicKey, Signer
 from rebuild.attest.sigstore import SLSA_BUILD_LEVEL_3, SigstorePolicy
 from rebuild.attest.statements import ResourceRef, Subject
 from rebuild.build.sandbox import Limits
-from rebuild.errors import EnvironmentFailure, Error, PlanError, VerificationError
+from rebuild.errors import EnvironmentFailure, Error, PlanError, SandboxError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.pipeline import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -40,7 +40,7 @@ from rebuild.pipeline import (
 from rebuild.plan import BuildPlan, Output
 from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
-from rebuild.resolution import Candidate, Resolution, Signature
+from rebuild.resolution import Candidate, Outcome, Resolution, Signature
 from rebuild.resolve import resolve
 from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE, ResolveContext
 
@@ -69,12 +69,21 @@ def clear_verdicts(out_dir: Path) -> None:
 
 
 def write_failure_report(
-    out_dir: Path, target: str, error: Error | CompareError, exit_code: int | None = None
+    out_dir: Path,
+    target: str,
+    error: Error | CompareError,
+    exit_code: int | None = None,
+    attempts: Sequence[AttemptRecord] | None = None,
 ) -> Path:
-    """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced")."""
+    """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced").
+
+    Without ``attempts``, those a report of this same run already lists are kept (the verdict loop writes
+    them when every candidate failed to build; ``clear_verdicts`` removed any earlier run's report).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "verify-report.json"
-    doc = {
+    kept = [a.as_dict() for a in attempts] if attempts is not None else _attempts_written(path)
+    doc: dict[str, Any] = {
         "target": target,
         "reproduced": False,
         "outcome": "failed verification" if error.exit_code == 1 else "could not verify",
@@ -82,8 +91,23 @@ def write_failure_report(
         "error": error.message,
         "hint": error.hint,
     }
+    if kept:
+        doc["attempts"] = kept
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def _attempts_written(path: Path) -> list[Any]:
+    try:
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return []
+    attempts = doc.get("attempts") if isinstance(doc, dict) else None
+    return attempts if isinstance(attempts, list) else []
+
+
+REPRODUCED, DIFFERS, BUILD_FAILED = "reproduced", "differs", "build failed"  # an attempt's outcome
+MAX_FALLBACK_ATTEMPTS = 4  # candidates a resolution's fallback may add to one run
 
 
 @dataclass
@@ -93,6 +117,9 @@ class AttemptRecord:
     reproduced: bool
     classification: str
     seconds: float
+    outcome: str = ""  # REPRODUCED, DIFFERS (a mismatch), BUILD_FAILED (could not tell)
+    error: str = ""  # why the build failed
+    fallback: bool = False  # added by the resolution's fallback after an earlier attempt
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -248,16 +275,28 @@ class Verifier:
 
 @dataclass
 class _Attempt:
-    """One candidate tried: the plan as run (image digest, git tree digest filled in), and what came of it."""
+    """One candidate tried: the plan as run (image digest, git tree digest filled in), and what came of it.
+
+    A build that failed has no ``result`` and no comparisons, and its ``error``: it says nothing of the bytes.
+    """
 
     plan: BuildPlan
-    result: RunResult
+    result: RunResult | None
     comparisons: list[ComparisonReport]
     record: AttemptRecord
+    error: SandboxError | None = None
 
     @property
     def reproduced(self) -> bool:
         return self.record.reproduced
+
+    def outcome(self, candidate: Candidate) -> Outcome:
+        if self.error is not None:
+            return Outcome(candidate, self.error.message, self.error.log[-MAX_LOG_SEEN:])
+        return Outcome(candidate, comparisons=tuple(self.comparisons))
+
+
+MAX_LOG_SEEN = 64 << 10  # the end of a failed build's log a fallback reads
 
 
 def verify_resolution(
@@ -285,13 +324,32 @@ def verify_resolution(
     out_dir.mkdir(parents=True, exist_ok=True)
     byproducts = book.get(resolution.plan.recipe.name).byproducts
     attempts: list[_Attempt] = []
-    for number, candidate in enumerate(resolution.candidates, start=1):
-        if len(resolution.candidates) > 1:
-            progress("attempt", f"{number}/{len(resolution.candidates)}: {candidate.label}")
-        attempts.append(_try_candidate(candidate, resolution, engine, out_dir, stages, byproducts))
-        if attempts[-1].reproduced:
+    notes = list(resolution.notes)
+    pending, added = list(resolution.candidates), 0
+    while pending:
+        candidate = pending.pop(0)
+        if len(resolution.candidates) > 1 or attempts:
+            progress("attempt", f"{len(attempts) + 1}/{len(attempts) + 1 + len(pending)}: {candidate.label}")
+        attempt = _try_candidate(candidate, resolution, engine, out_dir, stages, byproducts)
+        attempt.record.fallback = candidate not in resolution.candidates
+        attempts.append(attempt)
+        if attempt.reproduced:
             break
-    last = attempts[-1]
+        if resolution.fallback is not None and added < MAX_FALLBACK_ATTEMPTS:
+            budget = MAX_FALLBACK_ATTEMPTS - added
+            pending, more, said = _follow(resolution, book, attempt.outcome(candidate), pending, budget)
+            added += more
+            notes += said
+    built = [a for a in attempts if a.result is not None]
+    runs = [a.result for a in built if a.result is not None]
+    if not built:  # every candidate failed to build: could not tell (exit 3), with every attempt in the report
+        error = attempts[-1].error
+        assert error is not None
+        if len(attempts) > 1:
+            error.hint = f"{len(attempts)} candidates tried, none built; {error.hint}".removesuffix("; ")
+        write_failure_report(out_dir, resolution.target, error, attempts=[a.record for a in attempts])
+        raise error
+    last = built[-1]  # a mismatch anywhere is "not reproduced", even when a later candidate failed to build
     comparisons = last.comparisons
     if not last.reproduced and diffoscope:
         comparisons = _explain(resolution.published, out_dir, stages)
@@ -318,17 +376,42 @@ def verify_resolution(
         attestation=attestation,
         report=out_dir / "verify-report.json",
         stages=stages.seconds,
-        fetched=[name for a in attempts for name in a.result.fetched],
-        cached=[name for a in attempts for name in a.result.cached],
-        image_built=any(a.result.image.built for a in attempts),
-        build_seconds=sum(a.result.build.seconds for a in attempts),
+        fetched=[name for run in runs for name in run.fetched],
+        cached=[name for run in runs for name in run.cached],
+        image_built=any(run.image.built for run in runs),
+        build_seconds=sum(run.build.seconds for run in runs),
         attempts=[a.record for a in attempts],
-        notes=list(resolution.notes),
-        image_lock=last.result.image.lock,
+        notes=notes,
+        image_lock=runs[-1].image.lock,
         in_toto_link=in_toto_link,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _follow(
+    resolution: Resolution, book: RecipeBook, outcome: Outcome, pending: list[Candidate], budget: int
+) -> tuple[list[Candidate], int, list[str]]:
+    """Ask the resolution's fallback what to try after ``outcome``: (the pending candidates, how many were
+    added, notes). What it gives is checked like every candidate; a fallback that fails adds nothing.
+    """
+    assert resolution.fallback is not None
+    try:
+        followup = resolution.fallback(outcome, tuple(pending))
+        rewritten = list(pending if followup.pending is None else followup.pending)
+        if len(rewritten) != len(pending):
+            raise PlanError(f"a fallback rewrote {len(pending)} pending candidate(s) into {len(rewritten)}")
+        extra = list(followup.extra[:budget])
+        published = {name: sha256_file(path) for name, path in resolution.published.items()}
+        for candidate in [*extra, *rewritten]:
+            book.get(candidate.plan.recipe.name).check_plan(candidate.plan)
+            _check_published(candidate.plan, published)
+    except Error as e:
+        return pending, 0, [f"no fallback after {outcome.candidate.label}: {e.message}"]
+    notes = list(followup.notes)
+    if len(followup.extra) > budget:
+        notes.append(f"{len(followup.extra) - budget} fallback candidate(s) not tried: at most {MAX_FALLBACK_ATTEMPTS}")
+    return [*extra, *rewritten], len(extra), notes
 
 
 def _try_candidate(
@@ -339,13 +422,24 @@ def _try_candidate(
     stages: Stages,
     byproducts: tuple[str, ...],
 ) -> _Attempt:
-    """Rebuild one candidate into ``out_dir/rebuilt`` and compare each output with the published file."""
+    """Rebuild one candidate into ``out_dir/rebuilt`` and compare each output with the published file.
+
+    A build that fails is an attempt too (``BUILD_FAILED``): ``out_dir/rebuilt`` keeps the last files built.
+    """
     began = time.monotonic()
     rebuilt_dir = out_dir / "rebuilt"
     with tempfile.TemporaryDirectory(prefix="rebuild-verify-") as tmp:
-        result = run_plan(
-            candidate.plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
-        )
+        try:
+            result = run_plan(
+                candidate.plan, engine, Path(tmp), stages, resolution.origin.parent, out_dir / "build.log", byproducts
+            )
+        except SandboxError as e:  # the build failed, timed out or made other files: could not tell
+            environment = candidate.plan.external_parameters()["environment"]
+            seconds = round(time.monotonic() - began, 3)
+            record = AttemptRecord(
+                candidate.label, environment, False, f"build failed: {e.message}", seconds, BUILD_FAILED, e.message
+            )
+            return _Attempt(candidate.plan, None, [], record, e)
         shutil.rmtree(rebuilt_dir, ignore_errors=True)
         for name, path in [*result.outputs.items(), *result.extras.items()]:
             (rebuilt_dir / name).parent.mkdir(parents=True, exist_ok=True)
@@ -368,6 +462,7 @@ def _try_candidate(
         reproduced,
         "identical" if reproduced else _classification(comparisons),
         round(time.monotonic() - began, 3),
+        REPRODUCED if reproduced else DIFFERS,
     )
     return _Attempt(plan, result, comparisons, record)
 

@@ -94,6 +94,8 @@ class TextRenderer:
         if len(report.attempts) > 1 or (report.attempts and report.attempts[0].label != "as recorded"):
             for number, attempt in enumerate(report.attempts, start=1):
                 mark = "[green]match[/]" if attempt.reproduced else f"[red]differs[/]: {esc(attempt.classification)}"
+                if attempt.outcome == "build failed":  # could not tell: never shown as a difference
+                    mark = f"[yellow]build failed[/]: {esc(attempt.error)}"
                 out.print(f"  attempt {number}: {esc(attempt.label)}: {mark} ({attempt.seconds:.1f}s)")
         for c in report.comparisons:
             self._comparison(c)

