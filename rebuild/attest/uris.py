@@ -12,6 +12,8 @@ STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_VSA_V1 = "https://slsa.dev/verification_summary/v1"
+# A content-equivalence claim: bytes differ, every member's content is the same (docs/content-equivalence.md).
+CONTENT_EQUIVALENCE_V1 = "https://rebuild-verifier.dev/content-equivalence/v1"
 
 # The buildType of every build this project runs (`rebuild build` and rebuilds).
 BUILD_TYPE = "https://rebuild-verifier.dev/buildtypes/hermetic-rebuild/v1"
