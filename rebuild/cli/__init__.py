@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from rebuild.cli import attestation, check, compare, keys, machine, provenance, service, token, verify  # noqa: F401  (they register)
+from rebuild.cli import attestation, check, compare, keys, machine, provenance, service, token, verify, web  # noqa: F401  (they register)
 from rebuild.cli.common import app
 
 __all__ = ["app", "main"]

@@ -84,6 +84,9 @@ def show(kind: str, doc: Any, as_json: bool, out: Console | None = None) -> None
         rows = [{**t, "scopes": ",".join(t["scopes"]), "used": _age(t["last_used_at"]) or "never",
                  "revoked": _age(t["revoked_at"])} for t in doc["tokens"]]  # fmt: skip
         console.print(_table(rows, ("id", "name", "scopes", "used", "revoked")))
+    elif kind == "serve":
+        console.print(f"serving the dashboard on {esc(doc['url'])} (API at {esc(doc['url'])}api/docs); "
+                      f"store {esc(doc['db'])}; Ctrl-C stops")  # fmt: skip
     elif kind == "revoked":
         state = "was already revoked" if doc["already"] else "revoked"
         console.print(f"token {doc['id']} {esc(doc['name'])} {state}")

@@ -1,12 +1,36 @@
-"""The FastAPI application: the store and blob directory it reads, the pages and the API mounted on it."""
+"""The FastAPI application: the store and blob directory it reads, the pages and the API mounted on it.
+
+Every page carries a strict Content-Security-Policy (no script, no inline style, nothing from elsewhere)
+and ``nosniff``; an error on a page is an HTML page with its status, on the API the framework's JSON; an
+unexpected failure is a plain 500 page that shows no traceback.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebuild.service.blobs import BlobStore
 from rebuild.service.store import Store
-from rebuild.web import api
+from rebuild.untrusted import printable
+from rebuild.web import api, pages
+
+STATIC = Path(__file__).parent / "static"
+PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'")  # fmt: skip
+_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY"}  # fmt: skip
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
 
 
 def create_app(store: Store, blobs: BlobStore) -> FastAPI:
@@ -14,5 +38,41 @@ def create_app(store: Store, blobs: BlobStore) -> FastAPI:
     app = FastAPI(title="rebuild-verifier", docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
     app.state.store = store
     app.state.blobs = blobs
+    app.state.templates = pages.environment()
     app.include_router(api.router, prefix="/api/v1")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if not _is_api(request):
+            for name, value in _HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_api(request):
+            return await http_exception_handler(request, exc)
+        return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:3])
+        return _error_page(request, 400, f"bad request: {where or 'invalid parameters'}")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        if _is_api(request):
+            return Response('{"detail":"internal error"}', status_code=500, media_type="application/json")
+        return _error_page(request, 500, "internal error: the server's log says more")
+
     return app
+
+
+def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    page = request.app.state.templates.get_template("error.html").render(status=status, message=printable(message, 500))
+    return HTMLResponse(page, status_code=status, headers=_HEADERS)
