@@ -16,8 +16,16 @@ app.add_typer(attestation_app, name="attestation")
 @attestation_app.command("verify")
 def attestation_verify(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="An .intoto.jsonl bundle, DSSE envelope or Sigstore bundle."),
+    file: Path | None = typer.Argument(
+        None, help="An .intoto.jsonl bundle, DSSE envelope or Sigstore bundle (or give --from-feed)."
+    ),
     key: list[Path] = typer.Option(..., "--key", help="A trusted public key (repeatable)."),
+    from_feed: list[str] = typer.Option(
+        None,
+        "--from-feed",
+        help="A rebuilder's published tree (directory or http(s) URL) or API root (http(s)://HOST/api/v1): "
+        "its attestations for the artifact are read (repeatable; see docs/feeds.md).",
+    ),
     artifact: Path | None = typer.Option(None, "--artifact", help="The artifact the attestations must be about."),
     digest: str | None = typer.Option(
         None, "--digest", help="Or its digest as ALGORITHM:VALUE (sha256:HEX, or any in-toto DigestSet name)."
@@ -35,10 +43,10 @@ def attestation_verify(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Verify that trusted rebuilders attested this artifact reproduced (PASSED)."""
+    """Verify that trusted rebuilders attested this artifact reproduced (PASSED), from a file or from feeds."""
     from rebuild.attest.keys import load_public_key
     from rebuild.attest.policy import policy_from_options, verify_attestation_file
-    from rebuild.errors import VerificationError
+    from rebuild.errors import InputError, VerificationError
 
     render = renderer_for(as_json)
     with errors_to_exit(ctx, render):
@@ -46,6 +54,18 @@ def attestation_verify(
             [load_public_key(k) for k in key], artifact, digest, threshold=threshold, max_age_days=max_age_days,
             required_levels=require_level or None, verifier_id=verifier_id,
         )  # fmt: skip
+        if file is not None and from_feed:
+            raise InputError("give an attestation FILE or --from-feed, not both")
+        if from_feed:
+            from rebuild.attest.feeds import verify_feeds
+
+            combined = verify_feeds(from_feed, policy)
+            render.feeds_verdict(combined)
+            if not combined.passed:
+                raise VerificationError(f"attestation verification failed: {combined.message}")
+            return
+        if file is None:
+            raise InputError("give an attestation FILE, or --from-feed DIR_OR_URL (repeatable)")
         verdict = verify_attestation_file(file, policy)
         if as_json or verdict.passed:
             render.attestation_verdict(verdict, threshold)

@@ -16,6 +16,7 @@ from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
 
 if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.feeds import FeedsVerdict
     from rebuild.attest.intoto import LayoutVerdict
 
 
@@ -47,6 +48,9 @@ class Renderer(Protocol):
     def key(self, info: dict[str, Any]) -> None: ...
 
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None: ...
+
+    def feeds_verdict(self, verdict: FeedsVerdict) -> None:
+        """`attestation verify --from-feed`: what each rebuilder (feed, key) said, passed or not."""
 
     def layout_verdict(self, verdict: LayoutVerdict) -> None:
         """An in-toto layout's verification: PASSED with its steps and links, or (for machines) FAILED too."""

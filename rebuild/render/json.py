@@ -18,6 +18,7 @@ from rebuild.release import BuildReport
 from rebuild.verify import VerifyReport
 
 if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.feeds import FeedsVerdict
     from rebuild.attest.intoto import LayoutVerdict
 
 
@@ -65,6 +66,9 @@ class JsonRenderer:
         emit(info)
 
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None:
+        emit(verdict.as_dict())
+
+    def feeds_verdict(self, verdict: FeedsVerdict) -> None:
         emit(verdict.as_dict())
 
     def layout_verdict(self, verdict: LayoutVerdict) -> None:

@@ -26,6 +26,7 @@ from rebuild.untrusted import printable
 from rebuild.verify import VerifyReport
 
 if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
+    from rebuild.attest.feeds import FeedsVerdict
     from rebuild.attest.intoto import LayoutVerdict
 
 COLOURS = dict(zip(VERDICTS, ("green", "red", "red", "yellow"), strict=True))
@@ -230,6 +231,26 @@ class TextRenderer:
             for deviation in summary["deviations"]:
                 out.print(f"  deviation {esc(deviation)}")
         out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met")
+
+    def feeds_verdict(self, verdict: FeedsVerdict) -> None:
+        out = self.out
+        for feed in verdict.feeds:
+            where = f", snapshot signed by {feed.publisher[:16]}" if feed.publisher else ""
+            out.print(f"feed {esc(feed.feed)} ({feed.kind}): {esc(feed.status)}{esc(where)}")
+            if feed.problem:
+                out.print(f"  [red]{esc(feed.problem)}[/]")
+            for s in feed.said:
+                counts = "[green]PASSED[/]" if s.accepted else f"[red]{esc(s.result)}[/]"
+                why = f" (not accepted: {esc(s.problem)})" if s.problem else ""
+                out.print(f"  key {esc(s.signer[:16])} said {counts}{why}, verified {esc(s.time_verified)}")
+            if feed.status == "read" and not feed.said:
+                out.print("  no attestation for this artifact")
+            for note in feed.notes:
+                out.print(f"  [yellow]note:[/] {esc(note)}")
+        met = "met" if len(verdict.signers) >= verdict.threshold else "not met"
+        out.print(f"{len(verdict.signers)} distinct trusted signer(s) said PASSED; threshold {verdict.threshold} {met}")
+        for c in verdict.conflicts:
+            out.print(f"[bold red]conflict:[/] {esc(c.feed)}: key {esc(c.signer[:16])} said {esc(c.result)}")
 
     def layout_verdict(self, verdict: LayoutVerdict) -> None:
         out = self.out
