@@ -33,6 +33,8 @@ class BatchRow:
     report: str | None = None
     attestation: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    # --content-equivalence on a mismatch: "content-equivalent (metadata differs: ...)" or "no: WHY"; "" when not asked
+    equivalence: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -90,7 +92,17 @@ def row_of(target: str, report: VerifyReport, seconds: float) -> BatchRow:
         report=str(report.report),
         attestation=str(report.attestation) if report.attestation else None,
         summary=dict(report.resolution.summary),
+        equivalence=equivalence_column(report),
     )
+
+
+def equivalence_column(report: VerifyReport) -> str:
+    """What the batch table says of content equivalence: one label per artifact that differs."""
+    if report.reproduced or not report.equivalence:
+        return ""
+    labels = [e.label if e.equivalent else "no: " + e.label.removeprefix("not content-equivalent: ")
+              for e in report.equivalence.values()]  # fmt: skip
+    return "; ".join(dict.fromkeys(labels))
 
 
 def verify_batch(

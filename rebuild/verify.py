@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from compare.digest import sha256_file
+from compare.equivalence import Equivalence, content_equivalence
 from compare.errors import CompareError
 from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild.attest import statements, uris
 from rebuild.attest.envelopes import write_jsonl
+from rebuild.attest.equivalence import content_equivalence_statement
 from rebuild.attest.keys import PublicKey, Signer
 from rebuild.attest.sigstore import SLSA_BUILD_LEVEL_3, SigstorePolicy
 from rebuild.attest.statements import ResourceRef, Subject
@@ -142,6 +144,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     image_lock: tuple[str, ...] = ()  # package=version of the builder image, when it was made here
     in_toto_link: Path | None = None  # the signed in-toto link, written on a full match when asked for
+    equivalence: dict[str, Equivalence] = field(default_factory=dict)  # --content-equivalence, per artifact
 
     @property
     def provenance(self) -> Path:
@@ -172,6 +175,7 @@ class VerifyReport:
             "attempts": [a.as_dict() for a in self.attempts],
             "image_lock": list(self.image_lock),
             "in_toto_link": str(self.in_toto_link) if self.in_toto_link else None,
+            "content_equivalence": {name: e.as_dict() for name, e in self.equivalence.items()},
             "deviations": list(self.plan.deviations),
             "inferences": [i.__dict__ for i in self.plan.inferences],
             "notes": self.notes,
@@ -192,6 +196,7 @@ def verify_target(
     verifier_id: str = uris.VERIFIER_ID,
     progress: Progress = lambda s, m: None,
     in_toto_step: str | None = None,
+    content_equivalence: bool = False,
 ) -> VerifyReport:
     """``rebuild verify TARGET``: resolve, check, rebuild, compare, attest, with a report on every path.
 
@@ -209,7 +214,7 @@ def verify_target(
         return verify_resolution(
             resolution, out_dir, backends(), book, signer=signer, attest_failures=attest_failures,
             diffoscope=diffoscope, verifier_id=verifier_id, progress=progress, stages=stages,
-            in_toto_step=in_toto_step,
+            in_toto_step=in_toto_step, content_equivalence=content_equivalence,
         )  # fmt: skip
     except (Error, CompareError) as e:
         write_failure_report(out_dir, target, e)
@@ -247,6 +252,7 @@ class Verifier:
     in_toto_step: str | None = None  # with a signer: also write an in-toto link for this step on a full match
     sigstore: SigstorePolicy = field(default_factory=SigstorePolicy)  # trust root, --expect-*, --trusted-builder
     connect_engine: Callable[[], Backends] | None = None  # default: the local engine (the service labels its own)
+    content_equivalence: bool = False  # on a mismatch, decide (and with a signer, claim) content equivalence
     _backends: Backends | None = None
 
     def backends(self) -> Backends:
@@ -269,7 +275,7 @@ class Verifier:
         return verify_target(
             target, out_dir, context, self.book, self.backends, signer=self.signer,
             attest_failures=self.attest_failures, diffoscope=self.diffoscope, verifier_id=self.verifier_id,
-            progress=self.progress, in_toto_step=self.in_toto_step,
+            progress=self.progress, in_toto_step=self.in_toto_step, content_equivalence=self.content_equivalence,
         )  # fmt: skip
 
 
@@ -312,10 +318,13 @@ def verify_resolution(
     progress: Progress = lambda s, m: None,
     stages: Stages | None = None,
     in_toto_step: str | None = None,
+    content_equivalence: bool = False,
 ) -> VerifyReport:
     """Try each candidate plan until one matches byte for byte; explain a mismatch; attest the verdict.
 
     With ``in_toto_step`` and a signer, a full match also writes a signed in-toto link for that step.
+    With ``content_equivalence``, a mismatch is also checked for content equivalence (``compare.equivalence``);
+    with a signer, each equivalent artifact gets a FAILED summary and a separate content-equivalence statement.
     """
     stages = stages or Stages(progress)
     started = statements.now_rfc3339()
@@ -356,11 +365,15 @@ def verify_resolution(
     report_path = out_dir / "compare-report.json"
     write_report(comparisons, report_path)
     attestation = None
+    equivalence = _equivalence(comparisons, resolution.published, out_dir / "rebuilt", stages) if (
+        content_equivalence and not last.reproduced
+    ) else {}  # fmt: skip
+    claims = {name: e for name, e in equivalence.items() if e.equivalent}
     with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
-        if signer is not None and (last.reproduced or attest_failures):
+        if signer is not None and (last.reproduced or attest_failures or claims):
             attestation = _attest(
                 last.plan, resolution.origin, comparisons, last.reproduced, report_path, out_dir / "rebuilt",
-                out_dir, signer, verifier_id, started, resolution.signature,
+                out_dir, signer, verifier_id, started, resolution.signature, claims,
             )  # fmt: skip
         in_toto_link = None
         if signer is not None and in_toto_step and last.reproduced:  # a full match only, never a mismatch
@@ -384,6 +397,7 @@ def verify_resolution(
         notes=notes,
         image_lock=runs[-1].image.lock,
         in_toto_link=in_toto_link,
+        equivalence=equivalence,
     )
     report.report.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
     return report
@@ -483,6 +497,18 @@ def _explain(published: Mapping[str, Path], out_dir: Path, stages: Stages) -> li
         ]
 
 
+def _equivalence(
+    comparisons: Sequence[ComparisonReport], published: Mapping[str, Path], rebuilt_dir: Path, stages: Stages
+) -> dict[str, Equivalence]:
+    """Content equivalence of each artifact whose bytes differ (a missing rebuilt file: nothing to decide)."""
+    with stages.stage("equivalence", "checking content equivalence of what differs"):
+        return {
+            c.name: content_equivalence(published[c.name], rebuilt_dir / c.name, side_names=("published", "rebuilt"))
+            for c in comparisons
+            if not c.identical and (rebuilt_dir / c.name).is_file() and not (rebuilt_dir / c.name).is_symlink()
+        }
+
+
 def _classification(comparisons: Sequence[ComparisonReport]) -> str:
     parts = [
         f"{c.name}: {c.explanation.classification if c.explanation else 'differs'}"
@@ -558,6 +584,7 @@ def _attest(
     verifier_id: str,
     started_on: str,
     signed_by: Signature | None = None,
+    claims: Mapping[str, Equivalence] | None = None,
 ) -> Path:
     original = ResourceRef(origin.name, {"sha256": sha256_file(origin)}, name="original-provenance")
     # who signed the provenance (Sigstore: identity and the bundle's digest); L3 only for a verified trusted builder
@@ -589,6 +616,13 @@ def _attest(
             extra_levels=levels,
         )
         envelopes.append(sign(vsa, signer))
+    for c in comparisons:  # beside the FAILED summary, never instead of it: a claim of its own predicate type
+        if not reproduced and not c.identical and claims and c.name in claims:
+            claim = content_equivalence_statement(
+                Subject(c.name, {"sha256": c.verdict.a.sha256}), Subject(c.name, {"sha256": c.verdict.b.sha256}),
+                claims[c.name], verifier_id=verifier_id, input_attestations=[original, *signatures],
+            )  # fmt: skip
+            envelopes.append(sign(claim, signer))
     first = sorted(c.name for c in comparisons)[0].replace("/", "_")
     path = out_dir / f"{first}.{'rebuild' if reproduced else 'rebuild-failed'}.intoto.jsonl"
     write_jsonl(path, envelopes)

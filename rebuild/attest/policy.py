@@ -16,6 +16,13 @@ Decisions:
   otherwise outlive any ``max_age``.
 - With an expected verifier id, the summary's ``policy.uri`` must be the
   expected policy too: one verifier may run several policies.
+- A content-equivalence claim (``uris.CONTENT_EQUIVALENCE_V1``: the bytes
+  differ, every member's content is the same) is never PASSED. It counts
+  only when the consumer names it in ``accept`` (``--accept
+  content-equivalent``), after the same signature, subject, verifier and
+  time checks and a strict reading of its predicate; what counted is then
+  labelled "content-equivalent (metadata differs: ...)". Not accepted, it
+  is named in the verdict, so a consumer knows it exists.
 
 Every envelope is checked in the same order (``STAGES``) and the verdict
 names the check that failed furthest along, with the values it saw.
@@ -32,12 +39,15 @@ from typing import Any
 from compare.digest import digest_file
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import LoadedEnvelope, read_envelopes
+from rebuild.attest.equivalence import parse_claim
 from rebuild.attest.keys import PublicKey
-from rebuild.attest.statements import normalize_digest, parse_statement
+from rebuild.attest.statements import ParsedStatement, normalize_digest, parse_statement
 from rebuild.errors import InputError
 from rebuild.untrusted import dig, parse_rfc3339, printable
 
 DEFAULT_LEVELS = (uris.LEVEL_REPRODUCED,)
+CONTENT_EQUIVALENT = "content-equivalent"
+ACCEPTABLE = (CONTENT_EQUIVALENT,)  # what --accept may name, beyond PASSED summaries
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -75,6 +85,7 @@ class Policy:
     required_levels: tuple[str, ...] = DEFAULT_LEVELS
     verifier_id: str | None = None
     policy_uri: str = uris.POLICY_URI
+    accept: tuple[str, ...] = ()  # claims that count beside PASSED summaries: only CONTENT_EQUIVALENT exists
 
     def __post_init__(self) -> None:
         keys = tuple(self.keys)
@@ -93,6 +104,12 @@ class Policy:
             raise InputError("the expected verifier id must not be empty")
         if not isinstance(self.policy_uri, str) or not self.policy_uri:
             raise InputError("the expected policy URI must not be empty")
+        if isinstance(self.accept, str) or not all(a in ACCEPTABLE for a in self.accept):
+            raise InputError(
+                f"--accept {printable(repr(self.accept), 200)} is not one of: {', '.join(ACCEPTABLE)}",
+                "--accept content-equivalent counts content-equivalence claims (never as bit for bit)",
+            )
+        object.__setattr__(self, "accept", tuple(self.accept))
         object.__setattr__(self, "keys", keys)
         object.__setattr__(self, "required_levels", levels)
         object.__setattr__(self, "digest", normalize_digest(self.algorithm, self.digest))
@@ -107,6 +124,7 @@ def policy_from_options(
     required_levels: Sequence[str] | None = None,
     verifier_id: str | None = None,
     policy_uri: str = uris.POLICY_URI,
+    accept: Sequence[str] = (),
 ) -> Policy:
     """The policy a user asked for on the command line.
 
@@ -147,6 +165,7 @@ def policy_from_options(
         tuple(required_levels) if required_levels else DEFAULT_LEVELS,
         verifier_id,
         policy_uri,
+        tuple(accept),
     )
 
 
@@ -157,6 +176,7 @@ class EnvelopeCheck:
     problem: str = ""
     signers: tuple[str, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
+    claim: str = ""  # the label of a trusted content-equivalence claim for the artifact (accepted or not)
 
 
 @dataclass(frozen=True)
@@ -314,6 +334,8 @@ def check_envelope(loaded: LoadedEnvelope, policy: Policy, now: datetime) -> Env
         check.problem = e.message
         return check
     check.stage = 2
+    if stmt.predicate_type == uris.CONTENT_EQUIVALENCE_V1:
+        return _check_claim(check, loaded, stmt, policy, now)
     if stmt.predicate_type != uris.SLSA_VSA_V1:
         check.problem = f"{loaded.origin}: a {_show(stmt.predicate_type)} statement, not a verification summary"
         return check
@@ -350,6 +372,62 @@ def check_envelope(loaded: LoadedEnvelope, policy: Policy, now: datetime) -> Env
     return check
 
 
+def _check_claim(
+    check: EnvelopeCheck, loaded: LoadedEnvelope, stmt: ParsedStatement, policy: Policy, now: datetime
+) -> EnvelopeCheck:
+    """A content-equivalence claim: the checks of a summary where they apply, and counted only when accepted."""
+    check.stage = STAGES.index("subject")
+    subject = stmt.matches(policy.algorithm, policy.digest)
+    if subject is None or len(stmt.subjects) != 1:
+        about = ", ".join(f"{s.name} {dict(s.digest)}" for s in stmt.subjects) or "no subject"
+        check.problem = (
+            f"{loaded.origin}: subject digest mismatch: the content-equivalence claim is about "
+            f"{printable(about, 600)}, not (only) {policy.algorithm}:{policy.digest}"
+        )
+        return check
+    check.stage = STAGES.index("result")
+    try:
+        claim = parse_claim(stmt.predicate, loaded.origin)
+    except InputError as e:
+        check.problem = e.message
+        return check
+    check.claim = claim.label
+    if CONTENT_EQUIVALENT not in policy.accept:
+        check.problem = (
+            f"{loaded.origin}: a content-equivalence claim exists for this artifact ({claim.label}) but is not "
+            "accepted: bit for bit it did not reproduce (count it with --accept content-equivalent)"
+        )
+        return check
+    check.stage = STAGES.index("verifier")
+    if policy.verifier_id is not None and claim.verifier_id != policy.verifier_id:
+        check.problem = (
+            f"{loaded.origin}: verifier.id {_show(claim.verifier_id)} is not the expected {_show(policy.verifier_id)}"
+        )
+        return check
+    check.stage = STAGES.index("time")
+    if problem := _time(stmt.predicate, policy, now):
+        check.problem = f"{loaded.origin}: {problem}"
+        return check
+    check.stage = ACCEPTED
+    inputs = stmt.predicate.get("inputAttestations", [])
+    check.summary = {  # every value checked by parse_claim
+        "subject": subject.name,
+        "digest": f"{policy.algorithm}:{policy.digest}",
+        "verifier": claim.verifier_id,
+        "policyUri": None,
+        "timeVerified": claim.time_verified,
+        "resourceUri": claim.resource_uri,
+        "verifiedLevels": [],
+        "inputAttestations": list(inputs) if isinstance(inputs, list) else [],
+        "deviations": [],
+        "signers": list(check.signers),
+        "result": "CONTENT_EQUIVALENT",
+        "label": claim.label,
+        "rebuilt": f"sha256:{claim.rebuilt_sha256}",
+    }
+    return check
+
+
 def verify_attestations(
     envelopes: Sequence[LoadedEnvelope], policy: Policy, now: datetime | None = None
 ) -> AttestationVerdict:
@@ -358,13 +436,18 @@ def verify_attestations(
     checks = [check_envelope(e, policy, now) for e in envelopes]
     accepted = [c for c in checks if c.stage == ACCEPTED]
     signers = tuple(sorted({s for c in accepted for s in c.signers}))
+    labels = sorted({c.summary["label"] for c in accepted if "label" in c.summary})
     if accepted and len(signers) >= policy.threshold:
-        return AttestationVerdict(True, "verified", signers, tuple(c.summary for c in accepted), tuple(checks))
+        message = "verified" + (f", counting {'; '.join(labels)}" if labels else "")
+        return AttestationVerdict(True, message, signers, tuple(c.summary for c in accepted), tuple(checks))
+    unaccepted = [c for c in checks if c.claim and c.stage != ACCEPTED]
     if accepted:
         message = (
             f"too few distinct signers: {len(signers)} trusted key(s) attested PASSED for this artifact, "
             f"the policy requires {policy.threshold}"
         )
+    elif unaccepted:  # a trusted claim for this artifact exists: say so, whatever else failed
+        message = unaccepted[0].problem
     elif checks:
         message = max(checks, key=lambda c: c.stage).problem
     else:

@@ -41,6 +41,12 @@ def attestation_verify(
     verifier_id: str | None = typer.Option(
         None, "--verifier-id", help="Accept only summaries by this verifier (and this tool's policy URI)."
     ),
+    accept: list[str] = typer.Option(
+        None,
+        "--accept",
+        help="Also count these claims, labelled as such: content-equivalent (bytes differ, every member's content "
+        "is the same; never counted as PASSED). Not with --from-feed.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Verify that trusted rebuilders attested this artifact reproduced (PASSED), from a file or from feeds."""
@@ -52,8 +58,10 @@ def attestation_verify(
     with errors_to_exit(ctx, render):
         policy = policy_from_options(
             [load_public_key(k) for k in key], artifact, digest, threshold=threshold, max_age_days=max_age_days,
-            required_levels=require_level or None, verifier_id=verifier_id,
+            required_levels=require_level or None, verifier_id=verifier_id, accept=accept or (),
         )  # fmt: skip
+        if accept and from_feed:
+            raise InputError("--accept is for an attestation FILE; feeds count PASSED summaries only")
         if file is not None and from_feed:
             raise InputError("give an attestation FILE or --from-feed, not both")
         if from_feed:

@@ -86,6 +86,13 @@ def verify(
     key: Path | None = typer.Option(None, "--key", help="Sign the attestations with this private key."),
     out_dir: Path = typer.Option(Path("rebuild-out"), "--out", help="Reports, rebuilt files and attestations."),
     attest_failures: bool = typer.Option(False, "--attest-failures", help="Also sign a FAILED summary on a mismatch."),
+    content_equivalence: bool = typer.Option(
+        False,
+        "--content-equivalence",
+        help="On a mismatch, check whether every member's content is identical and only archive metadata "
+        "(timestamps, permissions, order, compression) differs; with --key, sign that as a separate "
+        "content-equivalence statement beside a FAILED summary. The exit code stays 1.",
+    ),
     in_toto_link: bool = typer.Option(
         False, "--in-toto-link", help="On a full match, also sign an in-toto link (STEP.KEYID8.link) with --key."
     ),
@@ -146,6 +153,7 @@ def verify(
             index_url, parse_mirrors(git_mirror or []), archive, allow_newer_build_deps, attest_failures,
             not no_diffoscope, verifier_id, render.progress,
             in_toto_step=link_step(in_toto_step, key) if in_toto_link else None,
+            content_equivalence=content_equivalence,
             sigstore=sigstore_policy(
                 trust_root, expect_repo, expect_workflow, expect_issuer, expect_identity, trusted_builder
             ),

@@ -106,6 +106,11 @@ class TextRenderer:
             out.print("[bold green]REPRODUCED[/] bit for bit")
         else:
             out.print(f"[bold red]NOT REPRODUCED[/]; report: {esc(report.report.parent / 'compare-report.json')}")
+        for name, e in report.equivalence.items():  # never instead of the verdict above: a claim of its own
+            colour = "yellow" if e.equivalent else "red"
+            out.print(f"  {esc(name)}: [{colour}]{esc(e.label)}[/]")
+            if e.equivalent and not report.attestation:
+                out.print("  [yellow]no --key given: the content-equivalence claim was not signed[/]")
         if report.attestation:
             out.print(f"attestation {esc(report.attestation)}")
         if report.in_toto_link:
@@ -123,11 +128,13 @@ class TextRenderer:
 
     def batch(self, rows: Sequence[BatchRow]) -> None:
         table = Table(title="rebuild verify")
-        for column in ("target", "verdict", "classification / reason", "attempts", "seconds"):
+        for column in ("target", "verdict", "classification / reason", "content-equivalent", "attempts", "seconds"):
             table.add_column(column)
         for row in rows:
             verdict = f"[{COLOURS[row.verdict]}]{row.verdict}[/]"
-            table.add_row(esc(row.target), verdict, esc(row.detail), str(row.attempts), f"{row.seconds:.1f}")
+            table.add_row(
+                esc(row.target), verdict, esc(row.detail), esc(row.equivalence), str(row.attempts), f"{row.seconds:.1f}"
+            )
         self.out.print(table)
         counts = {v: sum(1 for r in rows if r.verdict == v) for v in VERDICTS}
         self.out.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" of {len(rows)}")
@@ -220,17 +227,24 @@ class TextRenderer:
     def attestation_verdict(self, verdict: AttestationVerdict, threshold: int) -> None:
         out = self.out
         for summary in verdict.accepted:
-            out.print(f"[bold green]verified[/] {esc(summary['subject'])} ({esc(summary['digest'])})")
-            out.print(f"  result    PASSED, levels {esc(', '.join(summary['verifiedLevels'] or []))}")
+            label = summary.get("label")  # a content-equivalence claim: said on every line where it counts
+            tag = f": [bold yellow]{esc(label)}[/]" if label else ""
+            out.print(f"[bold green]verified[/] {esc(summary['subject'])} ({esc(summary['digest'])}){tag}")
+            if label:
+                out.print(f"  result    {esc(label)}, NOT bit for bit; rebuilt {esc(summary.get('rebuilt'))}")
+            else:
+                out.print(f"  result    PASSED, levels {esc(', '.join(summary['verifiedLevels'] or []))}")
             signers = ", ".join(k[:16] for k in summary["signers"])
-            out.print(f"  verifier  {esc(summary['verifier'])}, signed by {esc(signers)}")
+            out.print(f"  verifier  {esc(summary['verifier'])}, signed by {esc(signers)}{tag}")
             out.print(f"  when      {esc(summary['timeVerified'])}")
             sources = [a.get("uri") for a in summary["inputAttestations"] if isinstance(a, dict)]
             provenance = ", ".join(map(str, sources)) or "-"
             out.print(f"  source    {esc(summary['resourceUri'])}; provenance {esc(provenance)}")
             for deviation in summary["deviations"]:
                 out.print(f"  deviation {esc(deviation)}")
-        out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met")
+        labels = sorted({str(s["label"]) for s in verdict.accepted if s.get("label")})
+        counting = f", counting {esc('; '.join(labels))}" if labels else ""
+        out.print(f"{len(verdict.signers)} distinct trusted signer(s); threshold {threshold} met{counting}")
 
     def feeds_verdict(self, verdict: FeedsVerdict) -> None:
         out = self.out
