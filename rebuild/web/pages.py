@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
@@ -39,6 +40,8 @@ FILES = {
     "statements.intoto.jsonl": ("statements_blob", "application/jsonl"),
     "diffoscope.html": ("diffoscope_blob", "text/html; charset=utf-8"),
 }
+
+Id = Annotated[int, PathParam(ge=1, le=2**62)]  # a row id; anything else is a 400 before the store is asked
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,7 +114,7 @@ def package_page(request: Request, ecosystem: str, name: str) -> HTMLResponse:
 
 
 @router.get("/releases/{target_id}", response_class=HTMLResponse)
-def release_page(request: Request, target_id: int) -> HTMLResponse:
+def release_page(request: Request, target_id: Id) -> HTMLResponse:
     _only(request)
     view = queries.release(_store(request), target_id)
     if view is None:
@@ -132,7 +135,7 @@ def release_page(request: Request, target_id: int) -> HTMLResponse:
 
 
 @router.get("/attempts/{attempt_id}/log", response_class=HTMLResponse)
-def log_page(request: Request, attempt_id: int, page: int = Query(1, ge=1, le=10_000_000)) -> HTMLResponse:
+def log_page(request: Request, attempt_id: Id, page: int = Query(1, ge=1, le=10_000_000)) -> HTMLResponse:
     _only(request, "page")
     found = queries.attempt(_store(request), attempt_id)
     if found is None:
@@ -150,7 +153,7 @@ def log_page(request: Request, attempt_id: int, page: int = Query(1, ge=1, le=10
 
 
 @router.get("/attempts/{attempt_id}/{file}")
-def attempt_file(request: Request, attempt_id: int, file: str) -> Response:
+def attempt_file(request: Request, attempt_id: Id, file: str) -> Response:
     _only(request)
     if file not in FILES:
         raise HTTPException(404, "no such file")
@@ -165,7 +168,7 @@ def attempt_file(request: Request, attempt_id: int, file: str) -> Response:
 
 
 @router.get("/attestations/{attestation_id}/bundle.intoto.jsonl")
-def attestation_file(request: Request, attestation_id: int) -> Response:
+def attestation_file(request: Request, attestation_id: Id) -> Response:
     _only(request)
     digest = queries.attestation_blob(_store(request), attestation_id)
     if digest is None:

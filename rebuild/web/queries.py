@@ -307,23 +307,23 @@ _PARTS = re.compile(r"(\d+)")
 
 def version_key(ecosystem: str, version: str) -> tuple[Any, ...]:
     """Versions in the ecosystem's order: PEP 440 for PyPI, dpkg's for Debian, else numbers compared as
-    numbers. A version that does not parse sorts by the generic rule, after those that do."""
+    numbers. A version that does not parse sorts by the generic rule, before those that do (older)."""
     if ecosystem == "pypi":
         from packaging.version import InvalidVersion, Version
 
         try:
-            return (0, Version(version), ())
+            return (1, Version(version), ())
         except InvalidVersion:
             pass
     elif ecosystem == "debian":
         from debian.debian_support import Version as DebianVersion
 
         try:
-            return (0, DebianVersion(version), ())
+            return (1, DebianVersion(version), ())
         except ValueError:
             pass
     parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _PARTS.split(version) if p)
-    return (1, 0, parts)
+    return (0 if ecosystem in ("pypi", "debian") else 1, 0, parts)
 
 
 def queue(store: Store) -> QueueView:
