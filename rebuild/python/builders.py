@@ -182,7 +182,7 @@ def _build(
     """A py2.py3 setuptools wheel also needs the way its setuptools takes to make one (``tags``)."""
     if not is_universal_setuptools_wheel(release.wheel_filename, release.backend):
         return PythonBuild(image, wheelhouse, tuple(inferences))
-    way = universal_way(_version_of("setuptools", wheelhouse))
+    way = universal_way(version_of("setuptools", wheelhouse))
     return PythonBuild(image, wheelhouse, (*inferences, way.inference()), way.parameters, way.name)
 
 
@@ -190,7 +190,7 @@ def _short(python: str) -> str:
     return ".".join(python.split(".")[:2])
 
 
-def _version_of(name: str, wheelhouse: Sequence[Input]) -> Version | None:
+def version_of(name: str, wheelhouse: Sequence[Input]) -> Version | None:
     """The version of ``name`` among the wheelhouse's wheels (None when it is not there)."""
     for item in wheelhouse:
         try:

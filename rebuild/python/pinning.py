@@ -61,7 +61,7 @@ def pin_build_requirements(
         if key in pinned:
             out.append(distributions.pin(text, pinned[key]))
             continue
-        version = _newest_before(index, req.name, req.specifier, uploaded) if uploaded and index else None
+        version = newest_before(index, req.name, req.specifier, uploaded) if uploaded and index else None
         if version:
             out.append(distributions.pin(text, version))
             inferences.append(
@@ -76,7 +76,7 @@ def pin_build_requirements(
     return out, inferences
 
 
-def _newest_before(index: SimpleIndex, name: str, spec: SpecifierSet, when: datetime) -> str | None:
+def newest_before(index: SimpleIndex, name: str, spec: SpecifierSet, when: datetime) -> str | None:
     try:
         files = index.files(name)
     except (InputError, FetchError):
@@ -116,7 +116,7 @@ def resolve_as_of(
         for item in inputs:
             name, version = parse_wheel_filename(item.filename)[:2]
             key = canonicalize_name(str(name))
-            newest = _newest_before(index, key, SpecifierSet(), when)
+            newest = newest_before(index, key, SpecifierSet(), when)
             if newest and version > Version(newest) and constraints.get(key) != newest:
                 constraints[key] = newest
                 changed = True

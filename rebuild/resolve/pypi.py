@@ -10,7 +10,10 @@ to hash-pinned wheels for an offline build. What publishers did with
 ``SOURCE_DATE_EPOCH`` varies by backend, so the plan comes with a short,
 ordered list of candidates; the pipeline stops at the first exact match. The
 candidates run on each builder Python the release allows (its Requires-Python
-and build requirements; ``rebuild.python.builders``), the first one first.
+and build requirements; ``rebuild.python.builders``), the first one first. A
+setuptools release also gets a fallback (``rebuild.python.fallbacks``): an
+option its setuptools refuses is dropped, and a wheel whose metadata differs
+is tried with the setuptools of its ``wheel``'s era.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rebuild.fetch.fetcher import Fetcher
 from rebuild.plan import Environment, Inference, Output, Source
 from rebuild.python import distributions
 from rebuild.python.builders import Release, python_builds
+from rebuild.python.fallbacks import SetuptoolsFallback
 from rebuild.python.index import IndexFile, SimpleIndex
 from rebuild.python.pep740 import check_release
 from rebuild.python.pinning import epoch_candidates, pin_build_requirements
@@ -166,7 +170,7 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         "publish_attestations": published_by.records,
     }
     origin = write_origin(ctx, "pypi-release.json", summary)
-    return Resolution(
+    resolution = Resolution(
         target=target,
         candidates=candidates,
         published={wheel.filename: wheel_path},
@@ -175,3 +179,9 @@ def resolve_pypi(target: str, ctx: ResolveContext) -> Resolution:
         summary=summary,
         notes=notes,
     )
+    if system.backend.startswith("setuptools"):  # a refused option; the setuptools of the wheel's era
+        resolution.fallback = SetuptoolsFallback(
+            recipe, index, ctx.index_url, requires, wheel.filename, system.backend, wheel_facts.generator,
+            wheel.upload_time, ctx.cache.root / "python",
+        )  # fmt: skip
+    return resolution
