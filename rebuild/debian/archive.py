@@ -7,11 +7,13 @@ The chain of trust is the archive's own: ``InRelease`` is checked with
 and ``.deb``. Every file is fetched through the content-addressed cache and
 checked against that digest before use. InRelease is read by ``control``;
 ``Sources`` and ``Packages`` by ``index`` (python-debian parses the
-paragraphs a lookup needs).
+paragraphs a lookup needs), whose parsed form ``index_cache`` keeps under
+the digest of the InRelease it came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import shutil
 import subprocess
@@ -23,13 +25,23 @@ from pathlib import Path
 from debian import deb822
 
 from rebuild.debian import control
-from rebuild.debian.index import Index
+from rebuild.debian.index import Index, P, Table
+from rebuild.debian.index_cache import IndexCache, cache_key
 from rebuild.errors import FetchError, InputError, VerificationError
 from rebuild.fetch.cache import BlobCache
 from rebuild.fetch.fetcher import Fetcher
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 ARCH = "amd64"
+SOURCES = "main/source/Sources.xz"
+PACKAGES = f"main/binary-{ARCH}/Packages.xz"
+# The fields the lookups below (and the plan made from a Sources entry) read; a paragraph keeps only these.
+SOURCES_FIELDS = (
+    "Package", "Binary", "Version", "Architecture", "Format", "Directory", "Checksums-Sha256",
+    "Build-Depends", "Build-Depends-Arch", "Build-Depends-Indep",
+    "Build-Conflicts", "Build-Conflicts-Arch", "Build-Conflicts-Indep",
+)  # fmt: skip
+PACKAGES_FIELDS = ("Package", "Source", "Version", "Architecture", "Filename", "Size", "SHA256")
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class SourcePackage:
     version: str
     dsc: DebFile
     files: tuple[DebFile, ...]  # the .dsc's other files (orig/debian tarballs)
-    fields: deb822.Sources
+    fields: deb822.Sources  # the Sources entry's SOURCES_FIELDS
 
 
 @dataclass(frozen=True)
@@ -61,12 +73,14 @@ def pool_prefix(source: str) -> str:
 
 
 class DebianArchive:
-    def __init__(self, url: str, suite: str, cache: BlobCache) -> None:
+    def __init__(self, url: str, suite: str, cache: BlobCache, index_cache: IndexCache | None = None) -> None:
         self.url = url.rstrip("/")
         self.suite = suite
         self.fetcher = Fetcher(cache)
         self.cache = cache
+        self.index_cache = index_cache or IndexCache(cache.root / "debian-indices")
         self.signature = "not read yet"
+        self.release_sha256 = ""  # of the InRelease bytes whose signature was checked
         self._release: dict[str, tuple[str, int]] | None = None
         self._sources: Index[deb822.Sources] | None = None
         self._packages: Index[deb822.Packages] | None = None
@@ -88,6 +102,7 @@ class DebianArchive:
             self.fetcher.download(url, path, f"{self.suite} InRelease")
             data = path.read_bytes()
             self.signature = self._check_signature(path)
+        self.release_sha256 = hashlib.sha256(data).hexdigest()
         try:  # the bytes gpgv checked, read by the same rules as every other control file
             fields = control.read_document(control.decode(data, url), url, deb822.Release).fields
             release = control.checksums(fields, "SHA256", url)
@@ -127,15 +142,34 @@ class DebianArchive:
 
     def sources(self) -> Index[deb822.Sources]:
         if self._sources is None:
-            name = "main/source/Sources.xz"
-            self._sources = Index(self.index(name), deb822.Sources, f"{self.suite} {name}")
+            self._sources = self._parsed(SOURCES, deb822.Sources, SOURCES_FIELDS)
         return self._sources
 
     def packages(self) -> Index[deb822.Packages]:
         if self._packages is None:
-            name = f"main/binary-{ARCH}/Packages.xz"
-            self._packages = Index(self.index(name), deb822.Packages, f"{self.suite} {name}")
+            self._packages = self._parsed(PACKAGES, deb822.Packages, PACKAGES_FIELDS)
         return self._packages
+
+    def _parsed(self, name: str, kind: type[P], fields: tuple[str, ...]) -> Index[P]:
+        """The index's table: from the cache when this InRelease's entry is there and sound, else parsed and kept."""
+        release = self.release()
+        if name not in release:
+            raise FetchError(f"{self.suite}'s InRelease does not list {name}")
+        key = cache_key(self.release_sha256, name, release[name][0], fields)
+        what = f"{self.suite} {name}"
+        table = self.index_cache.load(key, what)
+        if table is None:
+            table = Table.scan(self.index(name), fields)
+            self.index_cache.store(key, table, what)
+        return Index(table, kind, what)
+
+    def index_report(self) -> str:
+        """Where this run's parsed indices came from, for the progress line."""
+        stats = self.index_cache.stats
+        parts = [f"{w}: parsed form from the cache" for w in stats.hits]
+        parts += [f"refused a cache entry, {r}" for r in stats.refused]
+        parts += [f"{w}: parsed" for w in stats.misses]
+        return "; ".join(parts) or "no index read"
 
     # --- lookups -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from debian import deb822
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rebuild.debian.archive import DebianArchive
+from rebuild.debian.archive import PACKAGES_FIELDS, DebianArchive
 from rebuild.debian.index import Index
 from rebuild.errors import InputError
 from rebuild.fetch.cache import BlobCache
@@ -60,8 +61,14 @@ PACKAGES = "\n".join(
 class FakeArchive(DebianArchive):
     """The archive's lookups over fixed index texts (no InRelease, no network)."""
 
+    TEXTS = {"main/source/Sources.xz": SOURCES, "main/binary-amd64/Packages.xz": PACKAGES}
+
+    def release(self) -> dict[str, tuple[str, int]]:
+        self.release_sha256 = "00" * 32
+        return {name: (hashlib.sha256(text.encode()).hexdigest(), len(text)) for name, text in self.TEXTS.items()}
+
     def index(self, name: str) -> str:
-        return {"main/source/Sources.xz": SOURCES, "main/binary-amd64/Packages.xz": PACKAGES}[name]
+        return self.TEXTS[name]
 
 
 @pytest.fixture
@@ -115,7 +122,7 @@ def test_the_scan_finds_what_python_debians_full_parse_finds(
     entries: list[tuple[str, str, str]], names: set[str], or_source: bool
 ) -> None:
     text = "\n".join(packages_entry(p, v, s) for p, v, s in entries)
-    found = Index(text, deb822.Packages, "t").find(names, or_source=or_source)
+    found = Index.from_text(text, deb822.Packages, "t", PACKAGES_FIELDS).find(names, or_source=or_source)
     full = [
         p
         for p in deb822.Packages.iter_paragraphs(text, use_apt_pkg=False)
