@@ -150,6 +150,10 @@ class DirectorySource:
         return data
 
 
+class NotFound(FetchError):
+    """The server answered 404: for an API's search, nothing signed about the digest."""
+
+
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
@@ -197,6 +201,8 @@ class HttpSource:
                     chunks.append(chunk)
                 return b"".join(chunks)
         except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise NotFound(f"{url}: HTTP 404") from None
             reason = f"redirect refused ({printable(e.msg, 300)})" if 300 <= e.code < 400 else f"HTTP {e.code}"
             raise FetchError(f"{url}: {reason}") from None
         except urllib.error.URLError as e:
@@ -223,13 +229,18 @@ class FeedRead:
     problem: str
     envelopes: tuple[LoadedEnvelope, ...] = ()
     publisher: str = ""  # the trusted key that signed a tree's snapshot
+    notes: tuple[str, ...] = ()
 
 
 def read_feed(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source) -> FeedRead:
     """The envelopes a feed holds for the artifact, or why it gave none (never raises a project error)."""
     try:
         if feed.kind == "api":
-            text = _text(source.read("attestations", MAX_API_ANSWER, f"sha256={sha256}"), "the API's answer")
+            try:
+                answer = source.read("attestations", MAX_API_ANSWER, f"sha256={sha256}")
+            except NotFound as e:  # the API's word for "nothing signed about this digest"
+                return FeedRead(feed, "read", "", notes=(f"the API answered 404 ({e.message})",))
+            text = _text(answer, "the API's answer")
             found = parse_envelopes(text, f"{feed.name} attestations") if text.strip() else []
             return FeedRead(feed, "read", "", tuple(found))
         return _read_tree(feed, sha256, keys, source)
@@ -382,7 +393,7 @@ def _report(read: FeedRead, policy: Policy, now: datetime) -> FeedReport:
             other += 1
         elif check.stage == 0:
             untrusted += 1
-    notes = []
+    notes = list(read.notes)
     if other:
         notes.append(f"{other} trusted summary(ies) about another artifact, though listed for this one")
     if untrusted:

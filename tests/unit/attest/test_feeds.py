@@ -393,6 +393,13 @@ def test_an_api_feed(server: tuple[str, dict[str, Route]]) -> None:
     assert verdict.feeds[0].notes == ("1 trusted summary(ies) about another artifact, though listed for this one",)
 
 
+def test_an_api_that_signed_nothing_answers_404(server: tuple[str, dict[str, Route]]) -> None:
+    base, _ = server
+    verdict = verify(policy(ALICE), f"{base}/api/v1")
+    assert not verdict.passed and verdict.feeds[0].status == "read"
+    assert f"{base}/api/v1: no attestation for this artifact (the API answered 404" in verdict.message
+
+
 def test_reading_is_what_combine_is_given(two: tuple[Path, Path]) -> None:
     """``read_feed`` then ``combine`` is ``verify_feeds``: the pieces a service or a test can call alone."""
     feed = parse_feed(str(two[0]))
