@@ -106,7 +106,8 @@ class Policy:
             raise InputError("the expected policy URI must not be empty")
         if isinstance(self.accept, str) or not all(a in ACCEPTABLE for a in self.accept):
             raise InputError(
-                f"--accept {printable(repr(self.accept), 200)} is not one of: {', '.join(ACCEPTABLE)}",
+                f"--accept {printable(', '.join(map(str, self.accept)), 200)}: only {', '.join(ACCEPTABLE)} may be "
+                "accepted",
                 "--accept content-equivalent counts content-equivalence claims (never as bit for bit)",
             )
         object.__setattr__(self, "accept", tuple(self.accept))
