@@ -17,6 +17,8 @@ from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.keys import Signer
 from rebuild.errors import InputError, RecipeError
 from rebuild.fetch.tree import default_epoch, pack_tree, read_settings
+from rebuild.npm import cache as npm_cache
+from rebuild.npm.lockfile import lockfile_from_tree
 from rebuild.pipeline import Backends, Progress, Stages, run_plan, sign
 from rebuild.plan import BuildPlan, Environment, Inference, Input, Output, Source
 from rebuild.recipes import RecipeBook
@@ -81,6 +83,12 @@ def build_release(
             if requirements_resolver is None:
                 raise RecipeError(f"recipe {recipe.name} needs a wheelhouse and no resolver was given")
             inputs, inferred = requirements_resolver(tree)
+            inferences.extend(inferred)
+        if npm_cache.GROUP in recipe.input_groups:  # the tarballs the tree's package-lock.json pins
+            lockfile = lockfile_from_tree(tree)
+            if lockfile is None:
+                raise InputError(f"recipe {recipe.name} needs a package-lock.json in {tree}", "run npm install first")
+            inputs, inferred = npm_cache.fetch_locked(lockfile, engine.cache, stages.progress, engine.max_input_bytes)
             inferences.extend(inferred)
     with stages.stage("image", f"builder image {recipe.image.tag}"):
         image = engine.images.ensure(recipe.image)

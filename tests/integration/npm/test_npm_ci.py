@@ -200,3 +200,30 @@ def test_git_and_outside_dependencies_are_refused_by_name(
     assert r.returncode == 2, r.stderr + r.stdout
     assert "package-lock.json: packages[" in r.stderr and named in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.network
+def test_a_release_team_builds_with_npm_ci_and_the_rebuild_reproduces(tmp_path: Path) -> None:
+    tree = tmp_path / "ts-greet"
+    shutil.copytree(FIXTURE, tree, ignore=shutil.ignore_patterns("generate-lockfile.sh"))
+    release = tmp_path / "release"
+    assert rebuild("key", "generate", "--out", str(tmp_path / "team")).returncode == 0
+    r = rebuild(
+        "build", str(tree), "--recipe", "npm-ci", "--param", "source_strip=0", "--out", str(release),
+        "--key", str(tmp_path / "team.key"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    (provenance,) = release.glob("*.provenance.intoto.jsonl")
+    assert (release / "ts-greet-1.0.0.tgz").is_file()
+    again = rebuild(
+        "verify", str(provenance), "--provenance-key", str(tmp_path / "team.pub"), "--out", str(tmp_path / "v")
+    )
+    assert again.returncode == 0, again.stderr + again.stdout
+
+
+def test_a_release_without_a_lockfile_is_refused_for_npm_ci(tmp_path: Path) -> None:
+    tree = tmp_path / "ts-greet"
+    shutil.copytree(FIXTURE, tree, ignore=shutil.ignore_patterns("generate-lockfile.sh", "package-lock.json"))
+    r = rebuild("build", str(tree), "--recipe", "npm-ci", "--out", str(tmp_path / "release"))
+    assert r.returncode == 2, r.stderr + r.stdout
+    assert "recipe npm-ci needs a package-lock.json" in r.stderr
