@@ -250,13 +250,14 @@ def overview(store: Store, now: float | None = None) -> Overview:
 
 
 def _trend(s: Session, now: float) -> list[Bucket]:
-    """Final verdicts reached per period, up to now, in at most ``TREND_BUCKETS`` periods of a round width."""
+    """Final verdicts reached per period, in the last ``TREND_BUCKETS`` periods up to now; the period (an hour, six,
+    a day, a week, a month, a year) is the shortest that reaches back to the first verdict, or as far as it can."""
     first = s.scalar(select(func.min(Job.finished_at)).where(Job.status == DONE, Job.finished_at.is_not(None)))
     if first is None:
         return []
     width = _bucket_width(max(now - float(first), 1.0))
     end = now - now % width + width
-    n = min(TREND_BUCKETS, int((end - float(first)) // width) + 1)
+    n = TREND_BUCKETS  # always the same number of periods: one busy hour is one narrow bar, not the whole chart
     start = end - n * width
     buckets = [dict.fromkeys((REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD), 0) for _ in range(n)]
     rows = s.execute(select(Job.finished_at, _category_sql()).where(Job.status == DONE, Job.finished_at >= start))
