@@ -84,7 +84,7 @@ def row_of(target: str, report: VerifyReport, seconds: float) -> BatchRow:
     return BatchRow(
         target=target,
         verdict="reproduced" if report.reproduced else "not reproduced",
-        detail=report.attempts[-1].classification if report.attempts else "",
+        detail=next((a.classification for a in reversed(report.attempts) if a.outcome != "build failed"), ""),
         exit_code=0 if report.reproduced else 1,
         seconds=seconds,
         attempts=len(report.attempts),

@@ -146,7 +146,7 @@ def run_claim(
 
 
 def _report_fields(report: VerifyReport) -> dict[str, Any]:
-    last = report.attempts[-1] if report.attempts else None
+    last = next((a for a in reversed(report.attempts) if a.outcome != "build failed"), None)  # the verdict's
     return {
         "classification": last.classification if last else "",
         "detail": f"{len(report.attempts)} candidate(s) tried"

@@ -290,3 +290,13 @@ def test_what_a_fallback_gives_is_checked_like_any_candidate(tmp_path: Path, kin
     assert sandbox.epochs == ["1"]  # nothing it gave was built
     assert report.reproduced is False
     assert len(report.notes) == 1 and report.notes[0].startswith("no fallback after SOURCE_DATE_EPOCH=1: ")
+
+
+def test_a_batch_row_gives_the_mismatch_not_the_later_failed_build(tmp_path: Path) -> None:
+    from rebuild.batch import row_of
+
+    report = run(tmp_path, FailingSandbox(matching_epoch=None, failing={"2"}), resolution(tmp_path, [1, 2]))
+    row = row_of("the target", report, 1.0)
+    assert (row.verdict, row.exit_code, row.attempts) == ("not reproduced", 1, 2)
+    assert row.detail == f"{NAME}: {report.comparisons[0].explanation.classification}"  # type: ignore[union-attr]
+    assert not row.detail.startswith("build failed")
