@@ -392,6 +392,9 @@ def _check_claim(
     except InputError as e:
         check.problem = e.message
         return check
+    if policy.algorithm == "sha256" and claim.rebuilt_sha256 == policy.digest:
+        check.problem = f"{loaded.origin}: the claim names the published digest as the rebuilt one (not a claim)"
+        return check
     check.claim = claim.label
     if CONTENT_EQUIVALENT not in policy.accept:
         check.problem = (

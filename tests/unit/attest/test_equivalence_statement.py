@@ -204,6 +204,14 @@ def test_a_failed_summary_and_a_claim_for_another_digest_do_not_pass() -> None:
     assert all(c.stage < ACCEPTED for c in verdict.checks)
 
 
+def test_a_claim_whose_rebuilt_digest_is_the_published_one_is_refused() -> None:
+    doc = claim_doc()
+    doc["predicate"]["rebuilt"]["digest"]["sha256"] = PUBLISHED
+    verdict = verify_attestations([signed(doc)], policy(CONTENT_EQUIVALENT), NOW)
+    assert not verdict.passed
+    assert "names the published digest as the rebuilt one" in verdict.message
+
+
 def test_a_claim_with_a_second_subject_is_refused() -> None:
     doc = claim_doc()
     doc["subject"].append({"name": "other", "digest": {"sha256": "ee" * 32}})
