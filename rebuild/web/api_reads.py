@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rebuild.service import jobs
@@ -27,6 +27,8 @@ _COULD_NOT = (jobs.BAD_INPUT, jobs.COULD_NOT_REBUILD)
 
 
 def _names(raw: str | None) -> dict[str, str]:
+    if not raw or raw == "{}":
+        return {}
     try:
         doc = json.loads(raw or "{}")
     except ValueError:
@@ -104,7 +106,9 @@ def _release_targets(s: Session, ecosystem: str, name: str, version: str) -> lis
     query = select(Target).where(Target.ecosystem == ecosystem, Target.version == version)
     if ecosystem == "pypi":
         wanted = canonicalize_name(name)
-        return [t for t in s.scalars(query.order_by(Target.id)) if canonicalize_name(t.name) == wanted]
+        folded = func.replace(func.replace(func.lower(Target.name), "_", "-"), ".", "-")  # PEP 503 but for runs
+        rows = s.scalars(query.where(or_(folded == wanted, folded.contains("--"))).order_by(Target.id))
+        return [t for t in rows if canonicalize_name(t.name) == wanted]
     return list(s.scalars(query.where(Target.name == name).order_by(Target.id)))
 
 
@@ -157,20 +161,20 @@ def _stats_row(ecosystem: str, counts: Counter[str]) -> dict[str, Any]:
 
 
 def stats(store: Store) -> dict[str, Any]:
-    """Releases per ecosystem by the category of their newest job, and the reproduced rate."""
+    """Targets per ecosystem by the category of their newest job, and the reproduced rate (as the dashboard
+    counts releases: one target, one release)."""
+    newest = select(Job.target_id, func.max(Job.created_at).label("at")).group_by(Job.target_id).subquery()
     with store.session() as s:
         rows = s.execute(
-            select(Target.id, Target.ecosystem, Target.name, Target.version, Job.status, Job.verdict)
+            select(Target.ecosystem, Job.status, Job.verdict, func.count(func.distinct(Target.id)))
             .join(Job, Job.target_id == Target.id)
-            .order_by(Job.created_at, Job.key)
+            .join(newest, and_(newest.c.target_id == Job.target_id, newest.c.at == Job.created_at))
+            .group_by(Target.ecosystem, Job.status, Job.verdict)
         ).all()
         signed = s.scalar(select(func.count()).select_from(Attestation)) or 0
-    newest: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
-    for _, ecosystem, name, version, status, verdict in rows:
-        newest[(ecosystem, name, version)] = (ecosystem, status, verdict)
     per: dict[str, Counter[str]] = {}
-    for ecosystem, status, verdict in newest.values():
-        per.setdefault(ecosystem, Counter())[category(status, verdict)] += 1
+    for ecosystem, status, verdict, count in rows:
+        per.setdefault(ecosystem, Counter())[category(status, verdict)] += int(count)
     total: Counter[str] = Counter()
     for counts in per.values():
         total.update(counts)
