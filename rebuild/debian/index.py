@@ -67,10 +67,10 @@ class Reduction:
 
     Line by line, as python-debian reads a paragraph: a comment (``#`` first) is skipped; every other line
     is read with ``\\r`` and ``\\n`` stripped from both ends; a field line starts a field (and its
-    continuation lines follow it); any other line (blank, a signature armour line, text with no colon) is
-    kept, since python-debian may stop or change state there. The first line that is neither a comment nor
-    blank is always kept: python-debian skips blank lines at the start, so dropping it could make a later
-    blank line look like a leading one.
+    continuation lines follow it); any other line (blank, text with no colon) is kept, since python-debian
+    may stop there. From a line that may be OpenPGP armour on, every line is kept: python-debian reads
+    them by other rules. The first line that is neither a comment nor blank is always kept: python-debian
+    skips blank lines at the start, so dropping it could make a later blank line look like a leading one.
     """
 
     def __init__(self, fields: Iterable[str]) -> None:
@@ -89,23 +89,25 @@ class Reduction:
         out = []
         kept = True
         started = False
-        for line in paragraph.split("\n"):
+        lines = paragraph.split("\n")
+        for number, line in enumerate(lines):
             if line.startswith("#"):
                 out.append(line)
                 continue
             read = line.strip("\r\n")
+            if read.startswith("-----"):  # maybe OpenPGP armour: python-debian's reading changes; keep the rest
+                out.extend(lines[number:])
+                break
             field = _FIELD.match(read)
-            if not started and read and not read.isspace():
-                started = True
-                kept = True
-                out.append(line)
-                continue
             if field:
                 kept = field.group("key").lower() in self.fields
-            elif not (read and read[0].isspace() and not read.isspace()):  # neither a field nor a continuation
-                out.append(line)
-                continue
-            if kept:
+            if not started and read and not read.isspace():
+                started = True
+                out.append(line)  # whatever it is; its continuation lines only if its field is kept
+            elif field or (read and read[0].isspace() and not read.isspace()):  # a field or a continuation
+                if kept:
+                    out.append(line)
+            else:
                 out.append(line)
         return "\n".join(out)
 

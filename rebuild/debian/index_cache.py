@@ -121,14 +121,17 @@ class IndexCache:
 
     def _read(self, path: Path) -> bytes:
         """The entry's bytes: a regular file, never through a symlink, never more than ``max_bytes``."""
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)  # a fifo cannot block
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise CorruptTable("not a regular file")
             if info.st_size > self.max_bytes:
                 raise CorruptTable(f"{info.st_size} bytes is over the limit of {self.max_bytes}")
-            data = f.read(self.max_bytes + 1)
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read(self.max_bytes + 1)  # the file may have grown since fstat
+        finally:
+            os.close(fd)
         if len(data) > self.max_bytes:
             raise CorruptTable(f"over the limit of {self.max_bytes} bytes")
         return data
