@@ -23,7 +23,7 @@ from markupsafe import Markup
 from rebuild.errors import InputError
 from rebuild.service.blobs import BlobStore
 from rebuild.service.store import Store
-from rebuild.web import charts, queries, reports
+from rebuild.web import charts, details, queries, reports
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_NAME = 256
@@ -116,7 +116,7 @@ def package_page(request: Request, ecosystem: str, name: str) -> HTMLResponse:
 @router.get("/releases/{target_id}", response_class=HTMLResponse)
 def release_page(request: Request, target_id: Id) -> HTMLResponse:
     _only(request)
-    view = queries.release(_store(request), target_id)
+    view = details.release(_store(request), target_id)
     if view is None:
         raise HTTPException(404, "no such release in the store")
     explained: dict[int, list[reports.ArtifactExplanation]] = {}
@@ -137,7 +137,7 @@ def release_page(request: Request, target_id: Id) -> HTMLResponse:
 @router.get("/attempts/{attempt_id}/log", response_class=HTMLResponse)
 def log_page(request: Request, attempt_id: Id, page: int = Query(1, ge=1, le=10_000_000)) -> HTMLResponse:
     _only(request, "page")
-    found = queries.attempt(_store(request), attempt_id)
+    found = details.attempt(_store(request), attempt_id)
     if found is None:
         raise HTTPException(404, "no such attempt")
     attempt, target_id, target = found
@@ -157,7 +157,7 @@ def attempt_file(request: Request, attempt_id: Id, file: str) -> Response:
     _only(request)
     if file not in FILES:
         raise HTTPException(404, "no such file")
-    found = queries.attempt(_store(request), attempt_id)
+    found = details.attempt(_store(request), attempt_id)
     if found is None:
         raise HTTPException(404, "no such attempt")
     column, media_type = FILES[file]
@@ -170,7 +170,7 @@ def attempt_file(request: Request, attempt_id: Id, file: str) -> Response:
 @router.get("/attestations/{attestation_id}/bundle.intoto.jsonl")
 def attestation_file(request: Request, attestation_id: Id) -> Response:
     _only(request)
-    digest = queries.attestation_blob(_store(request), attestation_id)
+    digest = details.attestation_blob(_store(request), attestation_id)
     if digest is None:
         raise HTTPException(404, "no such attestation")
     return _blob_response(_blobs(request), digest, "application/jsonl", f"attestation-{attestation_id}.intoto.jsonl")

@@ -9,17 +9,18 @@ here came from a store row a worker or a document wrote, and is treated as text 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, Select, and_, case, cast, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from rebuild.service import jobs
-from rebuild.service.models import DONE, DROPPED, QUEUED, RUNNING, Attempt, Attestation, Job, Target, Worker
+from rebuild.service.models import DONE, DROPPED, QUEUED, RUNNING, Attempt, Job, Target, Worker
 from rebuild.service.store import Store
 
 REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD, PENDING, DROPPED_CATEGORY = (
@@ -28,6 +29,7 @@ REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD, PENDING, DROPPED_CATEGORY = (
 CATEGORIES = (REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD, PENDING)
 RECENT = 25  # results on the overview
 REGRESSIONS = 10  # regressions on the overview
+FAILURES_SCANNED = 200  # the most recent "not reproduced" releases looked at for regressions
 QUEUE_ROWS = 200  # queued jobs listed on the queue page (the count is exact)
 TREND_BUCKETS = 24
 
@@ -124,60 +126,6 @@ class QueueView:
     workers: list[WorkerRow]
 
 
-@dataclass(frozen=True)
-class AttemptRow:
-    id: int
-    round: int
-    number: int
-    worker: str
-    started_at: float
-    seconds: float | None
-    outcome: str
-    classification: str
-    detail: str
-    exit_code: int | None
-    image_digest: str
-    verifier_version: str
-    artifacts: str  # JSON as stored: parsed (untrusted) by the page
-    rebuilt_blobs: str
-    report_blob: str | None
-    compare_blob: str | None
-    log_blob: str | None
-    statements_blob: str | None
-    diffoscope_blob: str | None
-
-
-@dataclass(frozen=True)
-class AttestationRow:
-    id: int
-    artifact: str
-    verdict: str
-    keyid: str
-    signed_at: float
-    published_path: str | None
-
-
-@dataclass(frozen=True)
-class JobView:
-    key: str
-    status: str
-    verdict: str | None
-    category: str
-    detail: str
-    round: int
-    created_at: float
-    finished_at: float | None
-    attempts: list[AttemptRow]
-    attestations: list[AttestationRow]
-
-
-@dataclass(frozen=True)
-class ReleaseView:
-    release: Release
-    target: str
-    jobs: list[JobView]
-
-
 def category(status: str, verdict: str | None) -> str:
     if status in (QUEUED, RUNNING):
         return PENDING
@@ -200,26 +148,26 @@ def _category_sql() -> Any:
     )
 
 
-def _latest_jobs() -> Any:
-    """Each target's newest job (one row per target): the release's verdict."""
-    rank = func.row_number().over(partition_by=Job.target_id, order_by=(Job.created_at.desc(), Job.key.desc()))
-    ranked = select(
-        Job.target_id.label("target_id"),
-        Job.key.label("key"),
-        Job.status.label("status"),
-        Job.verdict.label("verdict"),
-        func.coalesce(Job.finished_at, Job.updated_at).label("when"),
-        _category_sql().label("category"),
-        rank.label("rank"),
-    ).subquery()
-    return select(ranked).where(ranked.c.rank == 1).subquery()
+def _is_latest() -> Any:
+    """The job is its target's newest (no job of the same target is newer): the release's verdict.
+
+    A correlated NOT EXISTS on the target's index, not a window over every job: most targets have one job.
+    """
+    newer = aliased(Job)
+    return ~exists().where(
+        newer.target_id == Job.target_id,
+        or_(newer.created_at > Job.created_at, and_(newer.created_at == Job.created_at, newer.key > Job.key)),
+    )
 
 
-def _release_query(latest: Any) -> Select[Any]:
-    return select(
-        Target.id, Target.ecosystem, Target.name, Target.version, latest.c.category, latest.c.status,
-        latest.c.verdict, latest.c.when,
-    ).join(latest, latest.c.target_id == Target.id)  # fmt: skip
+def _releases() -> Select[Any]:
+    """Releases with their newest job's category, status, verdict and time."""
+    return (
+        select(Target.id, Target.ecosystem, Target.name, Target.version, _category_sql(), Job.status, Job.verdict,
+               func.coalesce(Job.finished_at, Job.updated_at))
+        .join(Target, Target.id == Job.target_id)
+        .where(_is_latest())
+    )  # fmt: skip
 
 
 def _release(row: Any, attempts: int = 0) -> Release:
@@ -229,18 +177,25 @@ def _release(row: Any, attempts: int = 0) -> Release:
 
 
 def overview(store: Store, now: float | None = None) -> Overview:
+    """Counts per ecosystem, the most recent verdicts, the trend and the latest regressions: five aggregate or
+    index-ordered queries, none of which returns a row per release."""
     with store.session() as s:
-        latest = _latest_jobs()
         counts: dict[str, dict[str, int]] = {}
         for ecosystem, cat, n in s.execute(
-            select(Target.ecosystem, latest.c.category, func.count())
-            .join(latest, latest.c.target_id == Target.id)
-            .group_by(Target.ecosystem, latest.c.category)
+            select(Target.ecosystem, _category_sql(), func.count())
+            .join(Target, Target.id == Job.target_id)
+            .where(_is_latest())
+            .group_by(Target.ecosystem, _category_sql())
         ):
             counts.setdefault(str(ecosystem), {})[str(cat)] = int(n)
-        recent = [_release(r) for r in s.execute(_release_query(latest).order_by(latest.c.when.desc()).limit(RECENT))]
+        recent = [
+            _release(r)
+            for r in s.execute(
+                _releases().where(Job.finished_at.is_not(None)).order_by(Job.finished_at.desc()).limit(RECENT)
+            )
+        ]
         trend = _trend(s, now if now is not None else time.time())
-        regressions = _regressions(s, latest)
+        regressions = _regressions(s)
     ecosystems = [EcosystemCounts(e, c) for e, c in sorted(counts.items())]
     total: dict[str, int] = {}
     for e in ecosystems:
@@ -259,12 +214,18 @@ def _trend(s: Session, now: float) -> list[Bucket]:
     end = now - now % width + width
     n = TREND_BUCKETS  # always the same number of periods: one busy hour is one narrow bar, not the whole chart
     start = end - n * width
+    offset = (Job.finished_at - start) / width  # >= 0 here: a cast truncates as floor would
+    index = func.floor(offset) if s.get_bind().dialect.name == "postgresql" else offset
+    bucket = cast(index, Integer)
     buckets = [dict.fromkeys((REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD), 0) for _ in range(n)]
-    rows = s.execute(select(Job.finished_at, _category_sql()).where(Job.status == DONE, Job.finished_at >= start))
-    for finished, cat in rows:
-        index = min(int((float(finished) - start) // width), n - 1)
-        if cat in buckets[index]:
-            buckets[index][cat] += 1
+    rows = s.execute(
+        select(bucket, _category_sql(), func.count())
+        .where(Job.status == DONE, Job.finished_at >= start)
+        .group_by(bucket, _category_sql())
+    )
+    for i, cat, count in rows:
+        if cat in buckets[min(int(i), n - 1)]:
+            buckets[min(int(i), n - 1)][cat] += int(count)
     return [Bucket(start + i * width, start + (i + 1) * width, b) for i, b in enumerate(buckets)]
 
 
@@ -275,24 +236,25 @@ def _bucket_width(span: float) -> float:
     return 365 * 86400.0
 
 
-def _regressions(s: Session, latest: Any) -> list[Regression]:
-    """Releases not reproduced whose previous version (by the ecosystem's version order) reproduced."""
-    failing = (
-        select(Target.ecosystem, Target.name)
-        .join(latest, latest.c.target_id == Target.id)
-        .where(latest.c.category == NOT_REPRODUCED)
-        .distinct()
-        .subquery()
-    )
-    rows = s.execute(
-        _release_query(latest).join(
-            failing, and_(failing.c.ecosystem == Target.ecosystem, failing.c.name == Target.name)
-        )
+def _regressions(s: Session) -> list[Regression]:
+    """Among the ``FAILURES_SCANNED`` most recent releases that did not reproduce, those whose previous version
+    (in the ecosystem's version order) reproduced; the newest ``REGRESSIONS`` of them."""
+    failing = s.execute(
+        _releases()
+        # a verdict is set only on a done job (a retry clears it): no status test, so the finished_at index is used
+        .where(Job.finished_at.is_not(None), Job.verdict.in_((jobs.NOT_REPRODUCED, jobs.FAILED_VERIFICATION)))
+        .order_by(Job.finished_at.desc())
+        .limit(FAILURES_SCANNED)
     ).all()
+    if not failing:
+        return []
+    wanted = {(str(r[1]), str(r[2])) for r in failing}
     packages: dict[tuple[str, str], list[Release]] = {}
-    for row in rows:
-        release = _release(row)
-        packages.setdefault((release.ecosystem, release.name), []).append(release)
+    ecosystems, names = sorted({e for e, _ in wanted}), sorted({n for _, n in wanted})
+    for row in s.execute(_releases().where(Target.ecosystem.in_(ecosystems), Target.name.in_(names))):
+        if (str(row[1]), str(row[2])) in wanted:  # both INs use the (ecosystem, name) index; pairs checked here
+            release = _release(row)
+            packages.setdefault((release.ecosystem, release.name), []).append(release)
     found = []
     for releases in packages.values():
         ordered = sorted(releases, key=lambda r: version_key(r.ecosystem, r.version))
@@ -306,6 +268,7 @@ def _regressions(s: Session, latest: Any) -> list[Regression]:
 _PARTS = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=65536)  # a server sorts the same versions again on every page
 def version_key(ecosystem: str, version: str) -> tuple[Any, ...]:
     """Versions in the ecosystem's order: PEP 440 for PyPI, dpkg's for Debian, else numbers compared as
     numbers. A version that does not parse sorts by the generic rule, before those that do (older)."""
@@ -368,85 +331,19 @@ def queue(store: Store) -> QueueView:
 
 
 def package(store: Store, ecosystem: str, name: str) -> list[Release]:
-    """The package's releases, newest version first; empty when the store has none."""
+    """The package's releases, newest version first, with their attempts; empty when the store has none."""
+    mine = (Target.ecosystem == ecosystem, Target.name == name)
     with store.session() as s:
-        latest = _latest_jobs()
-        counts = (
-            select(Job.target_id.label("target_id"), func.count(Attempt.id).label("n"))
-            .join(Attempt, Attempt.job_key == Job.key)
-            .group_by(Job.target_id)
-            .subquery()
+        rows = s.execute(_releases().where(*mine)).all()
+        counts = dict(
+            s.execute(
+                select(Job.target_id, func.count(Attempt.id))
+                .join(Attempt, Attempt.job_key == Job.key)
+                .join(Target, Target.id == Job.target_id)
+                .where(*mine)
+                .group_by(Job.target_id)
+            ).all()
         )
-        rows = s.execute(
-            _release_query(latest)
-            .add_columns(func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.target_id == Target.id)
-            .where(Target.ecosystem == ecosystem, Target.name == name)
-        ).all()
-    releases = [_release(row, int(row[8])) for row in rows]
+    releases = [_release(row, int(counts.get(row[0], 0))) for row in rows]
     releases.sort(key=lambda r: version_key(r.ecosystem, r.version), reverse=True)
     return releases
-
-
-def release(store: Store, target_id: int) -> ReleaseView | None:
-    """Every job of a release, newest first, with every attempt (newest first) and attestation."""
-    with store.session() as s:
-        target = s.get(Target, target_id)
-        if target is None:
-            return None
-        job_rows = s.scalars(select(Job).where(Job.target_id == target_id).order_by(Job.created_at.desc())).all()
-        keys = [j.key for j in job_rows]
-        attempts: dict[str, list[AttemptRow]] = {k: [] for k in keys}
-        for a in s.scalars(select(Attempt).where(Attempt.job_key.in_(keys)).order_by(Attempt.id.desc())):
-            attempts[a.job_key].append(_attempt(a))
-        signed: dict[str, list[AttestationRow]] = {k: [] for k in keys}
-        for t in s.scalars(select(Attestation).where(Attestation.job_key.in_(keys)).order_by(Attestation.id)):
-            signed[t.job_key].append(AttestationRow(t.id, t.artifact, t.verdict, t.keyid, t.signed_at,
-                                                    t.published_path))  # fmt: skip
-        views = [
-            JobView(j.key, j.status, j.verdict, category(j.status, j.verdict), j.detail, j.round, j.created_at,
-                    j.finished_at, attempts[j.key], signed[j.key])
-            for j in job_rows
-        ]  # fmt: skip
-        newest = views[0] if views else None
-        head = Release(
-            target.id, target.ecosystem, target.name, target.version,
-            newest.category if newest else PENDING, (newest.verdict or newest.status) if newest else "no job",
-            (newest.finished_at or None) if newest else None, sum(len(v.attempts) for v in views),
-        )  # fmt: skip
-        return ReleaseView(head, target.target, views)
-
-
-def _attempt(a: Attempt) -> AttemptRow:
-    return AttemptRow(
-        a.id, a.round, a.number, a.worker, a.started_at, a.seconds, a.outcome or "running", a.classification,
-        a.detail, a.exit_code, a.image_digest, a.verifier_version, a.artifacts, a.rebuilt_blobs, a.report_blob,
-        a.compare_blob, a.log_blob, a.statements_blob, getattr(a, "diffoscope_blob", None),
-    )  # fmt: skip
-
-
-def attempt(store: Store, attempt_id: int) -> tuple[AttemptRow, int, str] | None:
-    """One attempt, its release's id and target."""
-    with store.session() as s:
-        row = s.execute(
-            select(Attempt, Target.id, Target.target)
-            .join(Job, Job.key == Attempt.job_key)
-            .join(Target, Target.id == Job.target_id)
-            .where(Attempt.id == attempt_id)
-        ).first()
-        if row is None:
-            return None
-        return _attempt(row[0]), int(row[1]), str(row[2])
-
-
-def attestation(store: Store, attestation_id: int) -> AttestationRow | None:
-    with store.session() as s:
-        t = s.get(Attestation, attestation_id)
-        if t is None:
-            return None
-        return AttestationRow(t.id, t.artifact, t.verdict, t.keyid, t.signed_at, t.published_path)
-
-
-def attestation_blob(store: Store, attestation_id: int) -> str | None:
-    with store.session() as s:
-        return s.scalar(select(Attestation.bundle_blob).where(Attestation.id == attestation_id))
