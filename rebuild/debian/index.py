@@ -68,8 +68,8 @@ class Reduction:
     Line by line, as python-debian reads a paragraph: a comment (``#`` first) is skipped; every other line
     is read with ``\\r`` and ``\\n`` stripped from both ends; a field line starts a field (and its
     continuation lines follow it); any other line (blank, text with no colon) is kept, since python-debian
-    may stop there. From a line that may be OpenPGP armour on, every line is kept: python-debian reads
-    them by other rules. The first line that is neither a comment nor blank is always kept: python-debian
+    may stop there. A paragraph with a line that may be OpenPGP armour is kept whole: python-debian reads
+    on by other rules. The first line that is neither a comment nor blank is always kept: python-debian
     skips blank lines at the start, so dropping it could make a later blank line look like a leading one.
     """
 
@@ -89,15 +89,13 @@ class Reduction:
         out = []
         kept = True
         started = False
-        lines = paragraph.split("\n")
-        for number, line in enumerate(lines):
+        for line in paragraph.split("\n"):
             if line.startswith("#"):
                 out.append(line)
                 continue
             read = line.strip("\r\n")
-            if read.startswith("-----"):  # maybe OpenPGP armour: python-debian's reading changes; keep the rest
-                out.extend(lines[number:])
-                break
+            if read.startswith("-----"):  # maybe OpenPGP armour: python-debian reads on by other rules
+                return paragraph
             field = _FIELD.match(read)
             if field:
                 kept = field.group("key").lower() in self.fields

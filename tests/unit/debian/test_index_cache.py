@@ -352,6 +352,11 @@ def test_python_debian_reads_a_reduced_paragraph_as_it_reads_those_fields_of_the
 ) -> None:
     reduce = Reduction(["Package", "Version", "Source"])
     for paragraph in ("\n".join(lines), "\n".join(plain)):
-        wanted = read(paragraph, WANTED)  # python-debian's own way of reading only some fields
-        assert read(reduce(paragraph)) == wanted
-        assert read(reduce.line_by_line(paragraph)) == wanted
+        # python-debian's own way of reading only some fields; or its reading of the whole paragraph, which
+        # refuses a value of any field it cannot write back (a line break inside one): a paragraph with a
+        # line that may be OpenPGP armour is not reduced
+        readings = (read(paragraph, WANTED), read(paragraph))
+        assert read(reduce(paragraph)) in readings
+        assert read(reduce.line_by_line(paragraph)) in readings
+        if not any(line.lstrip("\r").startswith("-----") for line in paragraph.split("\n")):
+            assert read(reduce(paragraph)) == readings[0]
