@@ -181,11 +181,14 @@ def overview(store: Store, now: float | None = None) -> Overview:
     index-ordered queries, none of which returns a row per release."""
     with store.session() as s:
         counts: dict[str, dict[str, int]] = {}
-        for ecosystem, cat, n in s.execute(
-            select(Target.ecosystem, _category_sql(), func.count())
+        latest = (
+            select(Target.ecosystem.label("ecosystem"), _category_sql().label("category"))
             .join(Target, Target.id == Job.target_id)
             .where(_is_latest())
-            .group_by(Target.ecosystem, _category_sql())
+            .subquery()
+        )  # grouped outside: PostgreSQL does not see two renderings of one CASE with parameters as the same
+        for ecosystem, cat, n in s.execute(
+            select(latest.c.ecosystem, latest.c.category, func.count()).group_by(latest.c.ecosystem, latest.c.category)
         ):
             counts.setdefault(str(ecosystem), {})[str(cat)] = int(n)
         recent = [
@@ -216,13 +219,13 @@ def _trend(s: Session, now: float) -> list[Bucket]:
     start = end - n * width
     offset = (Job.finished_at - start) / width  # >= 0 here: a cast truncates as floor would
     index = func.floor(offset) if s.get_bind().dialect.name == "postgresql" else offset
-    bucket = cast(index, Integer)
-    buckets = [dict.fromkeys((REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD), 0) for _ in range(n)]
-    rows = s.execute(
-        select(bucket, _category_sql(), func.count())
+    done = (
+        select(cast(index, Integer).label("bucket"), _category_sql().label("category"))
         .where(Job.status == DONE, Job.finished_at >= start)
-        .group_by(bucket, _category_sql())
+        .subquery()
     )
+    buckets = [dict.fromkeys((REPRODUCED, NOT_REPRODUCED, COULD_NOT_REBUILD), 0) for _ in range(n)]
+    rows = s.execute(select(done.c.bucket, done.c.category, func.count()).group_by(done.c.bucket, done.c.category))
     for i, cat, count in rows:
         if cat in buckets[min(int(i), n - 1)]:
             buckets[min(int(i), n - 1)][cat] += int(count)
