@@ -41,11 +41,12 @@ PACKAGE, SOURCE = 0, 1  # which line named the paragraph
 
 _NAMES = re.compile(r"\n(Package|Source)[ \t]*:[ \t]*([^\s(]+)")
 _FIELD = re.compile(r"(?P<key>[^: \t\n\r\f\v]+)\s*:")  # python-debian's test for a line that starts a field
-# A paragraph as the archive writes them: "Key: value" lines (ASCII keys, no space before the colon) and
-# continuation lines (a space or tab, then something). In those the lines to drop are found by one regex;
-# any other paragraph goes line by line through python-debian's rules.
+# Lines as the archive writes them: "Key: value" (ASCII keys, no space before the colon) and continuation
+# lines (a space or tab, then something). In a text of only those (and empty lines between paragraphs) the
+# lines to drop are found by one regex; any other paragraph goes line by line through python-debian's rules.
 _PLAIN_LINE = r"(?:[A-Za-z0-9][A-Za-z0-9_.+-]*:[^\n]*|[ \t][^\n]*\S[^\n]*)"
 _PLAIN = re.compile(rf"{_PLAIN_LINE}(?:\n{_PLAIN_LINE})*")
+_NOT_PLAIN = re.compile(rf"\n(?!{_PLAIN_LINE}|\n|\Z)")  # a line that is neither plain nor empty
 _STRICT = {"whitespace-separates-paragraphs": False}  # as apt and python-debian's Sources/Packages read them
 _SCHEMA = (
     "CREATE TABLE paragraph(id INTEGER PRIMARY KEY, body TEXT NOT NULL)",
@@ -74,15 +75,24 @@ class Reduction:
     """
 
     def __init__(self, fields: Iterable[str]) -> None:
-        self.fields = frozenset(f.lower() for f in fields)
+        self.fields = frozenset(f.lower() for f in fields) | {"package", "source"}  # the lines names are on
         kept = "|".join(re.escape(f) for f in sorted(self.fields))
-        self._unwanted = re.compile(
-            rf"^(?!(?i:{kept}):)[A-Za-z0-9][A-Za-z0-9_.+-]*:[^\n]*(?:\n[ \t][^\n]*)*\n?", re.MULTILINE
-        )
+        # a field line and its continuation lines, each with the newline before it: it starts with a literal
+        self._unwanted = re.compile(rf"\n(?!(?i:{kept}):)[A-Za-z0-9][A-Za-z0-9_.+-]*:[^\n]*(?:\n[ \t][^\n]*)*")
+
+    def text(self, text: str) -> str | None:
+        """A whole index (``text`` begins with a newline) reduced at once, if all its lines are plain ones.
+
+        Paragraphs keep their boundaries (an empty line is never dropped), and only a paragraph all of
+        whose lines are dropped (one with no name) disappears.
+        """
+        if _NOT_PLAIN.search(text):
+            return None
+        return self._unwanted.sub("", text)
 
     def __call__(self, paragraph: str) -> str:
         if _PLAIN.fullmatch(paragraph):  # the archive's own paragraphs: no comment, blank or odd line
-            return self._unwanted.sub("", paragraph)
+            return self._unwanted.sub("", "\n" + paragraph).removeprefix("\n")
         return self.line_by_line(paragraph)
 
     def line_by_line(self, paragraph: str) -> str:
@@ -131,17 +141,21 @@ class Table:
         """Read an index's text: every ``Package:`` and ``Source:`` line, and the paragraph around it."""
         reduce = Reduction(fields)
         text = "\n" + text  # every line, the first too, follows a newline
+        reduced = reduce.text(text)  # the archive's indices: in one pass
+        if reduced is not None:
+            text = reduced
         ids: dict[int, int] = {}  # paragraph start -> id, in file order
         bodies: list[tuple[int, str]] = []
         names: list[tuple[str, int, int]] = []
         for match in _NAMES.finditer(text):
             before = text.rfind("\n\n", 0, match.start() + 1)
-            start = before + 2 if before >= 0 else 0
+            start = before + 2 if before >= 0 else 1
             number = ids.get(start)
             if number is None:
                 number = ids[start] = len(ids)
                 after = text.find("\n\n", match.start() + 1)
-                bodies.append((number, reduce(text[start : after if after >= 0 else len(text)])))
+                body = text[start : after if after >= 0 else len(text)]
+                bodies.append((number, body if reduced is not None else reduce(body)))
             names.append((match.group(2), PACKAGE if match.group(1) == "Package" else SOURCE, number))
         db = _new_database()
         for statement in _SCHEMA:

@@ -158,6 +158,7 @@ def resolve_deb(target: str, ctx: ResolveContext) -> Resolution:
     ctx.progress("resolve", f"reading {ctx.archive} {ctx.suite} (signed indices)")
     source = archive.source(name, version)
     binaries = archive.binaries_of(name, source.version)
+    ctx.progress("resolve", archive.index_report())
     if not binaries:
         raise PlanError(f"the {ctx.suite} archive publishes no {name} {source.version} binaries for amd64 or all")
     ctx.progress("resolve", f"fetching {source.dsc.name} and {len(binaries)} published .deb(s)")

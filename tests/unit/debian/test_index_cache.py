@@ -360,3 +360,26 @@ def test_python_debian_reads_a_reduced_paragraph_as_it_reads_those_fields_of_the
         assert read(reduce.line_by_line(paragraph)) in readings
         if not any(line.lstrip("\r").startswith("-----") for line in paragraph.split("\n")):
             assert read(reduce(paragraph)) == readings[0]
+
+
+NAME_LINE = st.builds(lambda k, n: f"{k}: {n}", st.sampled_from(["Package", "Source"]), st.sampled_from(["a", "b"]))
+PARAGRAPH = st.lists(st.one_of(NAME_LINE, PLAIN_LINE, LINE), min_size=1, max_size=8).map("\n".join)
+ARCHIVE_PARAGRAPH = st.lists(st.one_of(NAME_LINE, PLAIN_LINE), min_size=1, max_size=8).map("\n".join)
+
+
+@given(st.one_of(st.lists(ARCHIVE_PARAGRAPH, max_size=6), st.lists(PARAGRAPH, max_size=6)), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_a_table_holds_what_python_debian_reads_of_the_named_paragraphs(paragraphs: list[str], or_source: bool) -> None:
+    """The whole-text reduction (an index of plain lines) and the paragraph one give python-debian's reading."""
+    text = "\n\n".join(paragraphs)
+    table = Table.scan(text, ["Version"])
+    named = re.compile(
+        r"\n(?:Package|Source)[ \t]*:[ \t]*a(?=\s|\(|$)" if or_source else r"\nPackage[ \t]*:[ \t]*a(?=\s|\(|$)"
+    )
+    expected = [p for p in ("\n" + text).split("\n\n") if named.search("\n" + p)]
+    found = table.bodies(["a"], or_source=or_source)
+    assert len(found) == len(expected)
+    for body, paragraph in zip(found, expected, strict=True):  # as above: armour keeps a paragraph whole
+        assert read(body) in (read(paragraph, WANTED), read(paragraph))
+        if not any(line.lstrip("\r").startswith("-----") for line in paragraph.split("\n")):
+            assert read(body) == read(paragraph, WANTED)
