@@ -62,6 +62,15 @@ def test_base_files_reproduces_through_deb_with_its_deviation_recorded(base_file
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_a_second_verify_reads_the_parsed_indices_from_the_cache(base_files_run: Path, tmp_path: Path) -> None:
+    """The first verify (same cache) parsed bookworm's Sources and Packages and kept them; this one reads them."""
+    r = rebuild("verify", "deb:base-files", "--no-diffoscope", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "bookworm main/source/Sources.xz: parsed form from the cache" in r.stderr, r.stderr
+    assert "bookworm main/binary-amd64/Packages.xz: parsed form from the cache" in r.stderr, r.stderr
+    assert json.loads((tmp_path / "verify-report.json").read_text())["reproduced"] is True
+
+
 @pytest.fixture(scope="module")
 def base_files_buildinfo(base_files_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("buildinfo")
