@@ -15,8 +15,8 @@ from typing import Any
 
 from compare.errors import CompareError
 from rebuild.errors import EXIT_ENVIRONMENT, Error, InputError
+from rebuild.report import VerifyReport
 from rebuild.untrusted import path_component
-from rebuild.verify import VerifyReport
 
 VERDICTS = ("reproduced", "not reproduced", "failed verification", "could not rebuild")
 

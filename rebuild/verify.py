@@ -10,22 +10,18 @@ import json
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from compare.digest import sha256_file
 from compare.equivalence import Equivalence, content_equivalence
 from compare.errors import CompareError
 from compare.report import ComparisonReport, compare_artifacts, write_report
 from rebuild.attest import statements, uris
-from rebuild.attest.envelopes import write_jsonl
-from rebuild.attest.equivalence import content_equivalence_statement
 from rebuild.attest.keys import PublicKey, Signer
-from rebuild.attest.sigstore import SLSA_BUILD_LEVEL_3, SigstorePolicy
-from rebuild.attest.statements import ResourceRef, Subject
+from rebuild.attest.sigstore import SigstorePolicy
+from rebuild.attest.verdicts import sign_verdict
 from rebuild.build.sandbox import Limits
 from rebuild.errors import EnvironmentFailure, Error, PlanError, SandboxError, VerificationError
 from rebuild.fetch.cache import BlobCache
@@ -37,150 +33,22 @@ from rebuild.pipeline import (
     Stages,
     connect_backends,
     run_plan,
-    sign,
 )
 from rebuild.plan import BuildPlan, Output
 from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
-from rebuild.resolution import Candidate, Outcome, Resolution, Signature
+from rebuild.report import (
+    BUILD_FAILED,
+    DIFFERS,
+    REPRODUCED,
+    AttemptRecord,
+    VerifyReport,
+    clear_verdicts,
+    write_failure_report,
+)
+from rebuild.resolution import Candidate, Outcome, Resolution
 from rebuild.resolve import resolve
 from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE, ResolveContext
-
-# What a verify run writes into its output directory; all of it is removed before a new run starts,
-# so a verdict (or a report saying "reproduced") can never outlive the run that made it.
-VERDICT_FILES = (
-    "*.rebuild.intoto.jsonl", "*.rebuild-failed.intoto.jsonl", "verify-report.json", "compare-report.json",
-    "build.log", "*.link",  # in-toto links (STEP.KEYID8.link)
-)  # fmt: skip
-VERDICT_DIRS = ("rebuilt", "diffoscope-*")
-
-
-def clear_verdicts(out_dir: Path) -> None:
-    """Remove an earlier run's verdict files from ``out_dir`` (first thing a verify does)."""
-    if not out_dir.is_dir():
-        return
-    for pattern in VERDICT_FILES:
-        for path in out_dir.glob(pattern):
-            path.unlink()
-    for pattern in VERDICT_DIRS:
-        for path in out_dir.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-
-
-def write_failure_report(
-    out_dir: Path,
-    target: str,
-    error: Error | CompareError,
-    exit_code: int | None = None,
-    attempts: Sequence[AttemptRecord] | None = None,
-) -> Path:
-    """A run that ended in an error still leaves a report, and it says so (never a stale "reproduced").
-
-    Without ``attempts``, those a report of this same run already lists are kept (the verdict loop writes
-    them when every candidate failed to build; ``clear_verdicts`` removed any earlier run's report).
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "verify-report.json"
-    kept = [a.as_dict() for a in attempts] if attempts is not None else _attempts_written(path)
-    doc: dict[str, Any] = {
-        "target": target,
-        "reproduced": False,
-        "outcome": "failed verification" if error.exit_code == 1 else "could not verify",
-        "exit_code": error.exit_code if exit_code is None else exit_code,
-        "error": error.message,
-        "hint": error.hint,
-    }
-    if kept:
-        doc["attempts"] = kept
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def _attempts_written(path: Path) -> list[Any]:
-    try:
-        doc = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return []
-    attempts = doc.get("attempts") if isinstance(doc, dict) else None
-    return attempts if isinstance(attempts, list) else []
-
-
-REPRODUCED, DIFFERS, BUILD_FAILED = "reproduced", "differs", "build failed"  # an attempt's outcome
-MAX_FALLBACK_ATTEMPTS = 4  # candidates a resolution's fallback may add to one run
-
-
-@dataclass
-class AttemptRecord:
-    label: str
-    environment: dict[str, Any]
-    reproduced: bool
-    classification: str
-    seconds: float
-    outcome: str = ""  # REPRODUCED, DIFFERS (a mismatch), BUILD_FAILED (could not tell)
-    error: str = ""  # why the build failed
-    fallback: bool = False  # added by the resolution's fallback after an earlier attempt
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class VerifyReport:
-    reproduced: bool
-    plan: BuildPlan
-    resolution: Resolution
-    comparisons: list[ComparisonReport]
-    attestation: Path | None
-    report: Path
-    stages: dict[str, float]
-    fetched: list[str]
-    cached: list[str]
-    image_built: bool
-    build_seconds: float
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    image_lock: tuple[str, ...] = ()  # package=version of the builder image, when it was made here
-    in_toto_link: Path | None = None  # the signed in-toto link, written on a full match when asked for
-    equivalence: dict[str, Equivalence] = field(default_factory=dict)  # --content-equivalence, per artifact
-
-    @property
-    def provenance(self) -> Path:
-        return self.resolution.origin
-
-    @property
-    def provenance_signature(self) -> str:
-        return str(self.resolution.signature)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.resolution.target,
-            "reproduced": self.reproduced,
-            "provenance": str(self.provenance),
-            "provenance_signature": self.provenance_signature,
-            "provenance_signature_status": self.resolution.signature.status.value,
-            "provenance_sigstore": [r.as_dict() for r in self.resolution.signature.sigstore],  # who signed it
-            "summary": self.resolution.summary,
-            "artifacts": [c.as_dict() for c in self.comparisons],
-            "published_matches_provenance": {c.name: True for c in self.comparisons},  # checked before building
-            "attestation": str(self.attestation) if self.attestation else None,
-            "report": str(self.report),
-            "stages": self.stages,
-            "build_seconds": round(self.build_seconds, 3),
-            "fetched": self.fetched,
-            "cached": self.cached,
-            "image_built": self.image_built,
-            "attempts": [a.as_dict() for a in self.attempts],
-            "image_lock": list(self.image_lock),
-            "in_toto_link": str(self.in_toto_link) if self.in_toto_link else None,
-            "content_equivalence": {name: e.as_dict() for name, e in self.equivalence.items()},
-            "deviations": list(self.plan.deviations),
-            "inferences": [i.__dict__ for i in self.plan.inferences],
-            "notes": self.notes,
-            "plan": self.plan.external_parameters(),
-        }
 
 
 def verify_target(
@@ -302,6 +170,7 @@ class _Attempt:
         return Outcome(candidate, comparisons=tuple(self.comparisons))
 
 
+MAX_FALLBACK_ATTEMPTS = 4  # candidates a resolution's fallback may add to one run
 MAX_LOG_SEEN = 64 << 10  # the end of a failed build's log a fallback reads
 
 
@@ -371,7 +240,7 @@ def verify_resolution(
     claims = {name: e for name, e in equivalence.items() if e.equivalent}
     with stages.stage("attest", "signing the attestations" if signer else "no key: nothing signed"):
         if signer is not None and (last.reproduced or attest_failures or claims):
-            attestation = _attest(
+            attestation = sign_verdict(
                 last.plan, resolution.origin, comparisons, last.reproduced, report_path, out_dir / "rebuilt",
                 out_dir, signer, verifier_id, started, resolution.signature, claims,
             )  # fmt: skip
@@ -570,60 +439,3 @@ def _check_published(plan: BuildPlan, published: Mapping[str, str]) -> None:
                 f"(its sha256 is {actual}, the provenance says {output.sha256})",
                 "the file was altered, or it belongs to another release",
             )
-
-
-def _attest(
-    plan: BuildPlan,
-    origin: Path,
-    comparisons: Sequence[ComparisonReport],
-    reproduced: bool,
-    report_path: Path,
-    rebuilt_dir: Path,
-    out_dir: Path,
-    signer: Signer,
-    verifier_id: str,
-    started_on: str,
-    signed_by: Signature | None = None,
-    claims: Mapping[str, Equivalence] | None = None,
-) -> Path:
-    original = ResourceRef(origin.name, {"sha256": sha256_file(origin)}, name="original-provenance")
-    # who signed the provenance (Sigstore: identity and the bundle's digest); L3 only for a verified trusted builder
-    signatures = [r.resource_ref() for r in signed_by.sigstore] if signed_by is not None else []
-    levels = (SLSA_BUILD_LEVEL_3,) if signed_by is not None and signed_by.trusted_builder else ()
-    envelopes = []
-    if reproduced:
-        subjects = [Subject(c.name, {"sha256": sha256_file(rebuilt_dir / c.name)}) for c in comparisons]
-        deps = [*plan.resolved_dependencies(), original, *signatures]
-        payload = statements.rebuild_provenance(
-            subjects,
-            plan.external_parameters(),
-            deps,
-            invocation_id=str(uuid.uuid4()),
-            started_on=started_on,
-            finished_on=statements.now_rfc3339(),
-        )
-        envelopes.append(sign(payload, signer))
-    report_ref = None if reproduced else ResourceRef(report_path.name, {"sha256": sha256_file(report_path)})
-    for c in comparisons:
-        vsa = statements.verification_summary(
-            Subject(c.name, {"sha256": c.verdict.a.sha256}),
-            passed=reproduced and c.identical,
-            resource_uri=c.name,
-            input_attestations=[original, *signatures],
-            verifier_id=verifier_id,
-            deviations=plan.deviations,
-            report=report_ref,
-            extra_levels=levels,
-        )
-        envelopes.append(sign(vsa, signer))
-    for c in comparisons:  # beside the FAILED summary, never instead of it: a claim of its own predicate type
-        if not reproduced and not c.identical and claims and c.name in claims:
-            claim = content_equivalence_statement(
-                Subject(c.name, {"sha256": c.verdict.a.sha256}), Subject(c.name, {"sha256": c.verdict.b.sha256}),
-                claims[c.name], verifier_id=verifier_id, input_attestations=[original, *signatures],
-            )  # fmt: skip
-            envelopes.append(sign(claim, signer))
-    first = sorted(c.name for c in comparisons)[0].replace("/", "_")
-    path = out_dir / f"{first}.{'rebuild' if reproduced else 'rebuild-failed'}.intoto.jsonl"
-    write_jsonl(path, envelopes)
-    return path

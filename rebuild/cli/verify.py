@@ -141,7 +141,8 @@ def verify(
     from rebuild.attest.keys import load_public_key
     from rebuild.build.sandbox import Limits
     from rebuild.fetch.git import parse_mirrors
-    from rebuild.verify import Verifier, clear_verdicts
+    from rebuild.report import clear_verdicts
+    from rebuild.verify import Verifier
 
     render = renderer_for(as_json)
     clear_verdicts(out_dir)  # before anything, even a bad option: no earlier verdict outlives this run

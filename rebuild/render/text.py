@@ -22,8 +22,8 @@ from rebuild.build.images import BuilderImage
 from rebuild.check.report import CheckReport
 from rebuild.doctor import DoctorReport
 from rebuild.release import BuildReport
+from rebuild.report import VerifyReport
 from rebuild.untrusted import printable
-from rebuild.verify import VerifyReport
 
 if TYPE_CHECKING:  # in-toto is imported only by the commands that speak it
     from rebuild.attest.feeds import FeedsVerdict

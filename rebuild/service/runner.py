@@ -23,12 +23,13 @@ from rebuild.errors import BuildFailedError, Error
 from rebuild.pipeline import DEFAULT_MAX_INPUT_BYTES, Backends
 from rebuild.python.wheelhouse import DEFAULT_INDEX
 from rebuild.recipes import RecipeBook
+from rebuild.report import VerifyReport
 from rebuild.resolve.context import DEFAULT_DEBIAN_ARCHIVE
 from rebuild.service import jobs
 from rebuild.service.blobs import BlobStore
 from rebuild.service.config import VERIFIER_VERSION
 from rebuild.service.store import Claim
-from rebuild.verify import Verifier, VerifyReport
+from rebuild.verify import Verifier
 
 WORKER_LABEL = "dev.rebuild-verifier.service.worker"
 ATTEMPT_LABEL = "dev.rebuild-verifier.service.attempt"

@@ -195,7 +195,7 @@ def test_every_candidate_failing_to_build_is_could_not_rebuild_with_every_attemp
 
 def test_the_attempts_survive_verify_targets_own_failure_report(tmp_path: Path) -> None:
     """verify_target writes its report on every error: it keeps the attempts this run's loop listed."""
-    from rebuild.verify import write_failure_report
+    from rebuild.report import write_failure_report
 
     out = tmp_path / "out"
     sandbox = FailingSandbox(matching_epoch=None, failing={"1", "2"})
