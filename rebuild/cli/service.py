@@ -45,6 +45,12 @@ def init_cmd(
     infra_attempts: int = typer.Option(
         5, "--infra-attempts", help="Attempts before an infrastructure failure is final."
     ),
+    content_equivalence: bool | None = typer.Option(
+        None,
+        "--content-equivalence/--no-content-equivalence",
+        help="Decide (and publish signed) content equivalence of results not reproduced (default: on; "
+        "given on a later init, changes the setting).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Make (or migrate) the results store, the blob directory and the service key."""
@@ -54,7 +60,8 @@ def init_cmd(
     render = renderer_for(as_json)
     with errors_to_exit(ctx, render):
         policy = RetryPolicy(backoff_seconds=backoff, infrastructure_attempts=infra_attempts)
-        doc = init_service(_paths(db, data_dir), verifier_id=verifier_id, lease_seconds=lease, policy=policy)
+        doc = init_service(_paths(db, data_dir), verifier_id=verifier_id, lease_seconds=lease, policy=policy,
+                           content_equivalence=content_equivalence)  # fmt: skip
     show("init", doc, as_json)
 
 

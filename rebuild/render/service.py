@@ -41,11 +41,15 @@ def show(kind: str, doc: Any, as_json: bool, out: Console | None = None) -> None
         console.print(f"store {esc(doc['db'])} at revision {esc(doc['revision'])}; blobs in {esc(doc['blobs'])}")
         made = "made" if doc["key_created"] else "kept"
         console.print(f"service key {esc(doc['keyid'][:16])} ({made}): {esc(doc['public_key'])}")
+        ce = doc["settings"].get("content_equivalence", "true") == "true"
+        console.print(f"content equivalence: {'on' if ce else 'off (rebuild init --content-equivalence turns it on)'}")
     elif kind == "queue":
         console.print(_table([{**r, "key": r["key"][:16]} for r in doc["queued"]], ("key", "target", "status", "note")))
     elif kind == "jobs":
         rows = [{**r, "key": r["key"][:16], "updated": _age(r["updated_at"])} for r in doc["jobs"]]
-        console.print(_table(rows, ("key", "target", "status", "verdict", "attempts", "tags", "updated")))
+        rows = [{**r, "content-equivalent": r.get("equivalence")} for r in rows]
+        columns = ("key", "target", "status", "verdict", "content-equivalent", "attempts", "tags", "updated")
+        console.print(_table(rows, columns))
     elif kind == "keys":
         console.print(f"{doc['action']}: {len(doc['keys'])} job(s)" + "".join(f"\n  {esc(k)}" for k in doc["keys"]))
     elif kind == "worker":
@@ -69,7 +73,8 @@ def show(kind: str, doc: Any, as_json: bool, out: Console | None = None) -> None
             shown = attempts if kind == "history" else attempts[-1:]
             for a in shown:
                 console.print(f"    attempt {a['number']} on {esc(a['worker'])}: {esc(a['outcome'] or 'running')} "
-                              f"{esc(a['classification'] or a['detail'] or '')} {a['seconds'] or ''}s")  # fmt: skip
+                              f"{esc(a['classification'] or a['detail'] or '')} {a['seconds'] or ''}s"
+                              + (f"; {esc(a['equivalence'])}" if a.get("equivalence") else ""))  # fmt: skip
             for a in job.get("attestations", []):
                 console.print(
                     f"    signed {esc(a['verdict'])} for {esc(a['artifact'])}: {esc(a['published'] or 'not published')}"

@@ -17,12 +17,29 @@ from typing import Any
 from rebuild import __version__
 from rebuild.attest import uris
 from rebuild.attest.keys import PrivateKey, generate, load_private_key, load_public_key, write_keypair
+from rebuild.errors import InputError
 from rebuild.service.blobs import BlobStore
 from rebuild.service.jobs import RetryPolicy
 from rebuild.service.store import Store, make_engine, migrate, redact
 
 VERIFIER_VERSION = f"rebuild-verifier {__version__}"
 DEFAULT_LEASE_SECONDS = 60.0
+CONTENT_EQUIVALENCE = "content_equivalence"  # the setting: "true" (the default) or "false"
+
+
+def content_equivalence_of(settings: dict[str, str]) -> bool:
+    """Whether workers decide content equivalence on a mismatch; on when the store predates the setting.
+
+    Raises:
+        InputError: the stored value is neither "true" nor "false".
+    """
+    value = settings.get(CONTENT_EQUIVALENCE, "true")
+    if value not in ("true", "false"):
+        raise InputError(
+            f"the store's setting {CONTENT_EQUIVALENCE} is {value[:40]!r}, not true or false",
+            "set it again with: rebuild init --content-equivalence (or --no-content-equivalence)",
+        )
+    return value == "true"
 
 
 def default_data_dir() -> Path:
@@ -65,10 +82,12 @@ def init_service(
     verifier_id: str = uris.VERIFIER_ID,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     policy: RetryPolicy | None = None,
+    content_equivalence: bool | None = None,
 ) -> dict[str, Any]:
     """Make (or migrate) the store, the blob directory and the service key; idempotent.
 
-    Settings are written on first init only; a second init migrates and keeps them.
+    Settings are written on first init only; a second init migrates and keeps them, except content
+    equivalence when ``content_equivalence`` is given (None: on at first init, kept afterwards).
     """
     engine = make_engine(paths.db)
     revision = migrate(engine)
@@ -89,6 +108,8 @@ def init_service(
             **(policy or RetryPolicy()).as_settings(),
         }
         store.put_settings(values)
+    if not settings or content_equivalence is not None:
+        store.put_settings({CONTENT_EQUIVALENCE: "false" if content_equivalence is False else "true"})
     store.put_settings({"keyid": keyid})
     settings = store.settings()
     store.close()

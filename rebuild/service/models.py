@@ -86,6 +86,8 @@ class Attempt(Base):
     statements_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # unsigned statements
     rebuilt_blobs: Mapped[str] = mapped_column(Text, default="{}")  # JSON: rebuilt name -> sha256
     diffoscope_blob: Mapped[str | None] = mapped_column(String(64), nullable=True)  # diffoscope's HTML report
+    # content equivalence of a "not reproduced" result (migration 0003): the label, "no: WHY", or None (not decided)
+    equivalence: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Attestation(Base):

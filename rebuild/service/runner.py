@@ -2,8 +2,10 @@
 
 The worker holds no key. It runs the verifier with a signer that signs nothing, so the statements that
 ``rebuild verify --key`` would sign (SLSA provenance and a PASSED summary on a full match, a FAILED summary
-pointing at the comparison report otherwise) are written unsigned; they go to the blob directory with the
-reports, the build log and the rebuilt files, and only the service signs them (``signing.py``). Every
+pointing at the comparison report otherwise, and beside it a content-equivalence statement when only named
+kinds of metadata differ: on unless ``rebuild init --no-content-equivalence``) are written unsigned; they go
+to the blob directory with the reports, the build log and the rebuilt files, and only the service signs them
+(``signing.py``). Every
 sandbox container the job starts carries the worker's and the attempt's labels, so a container left by a
 worker that was killed can be found and removed (``reap_containers``).
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from compare.errors import CompareError
 from rebuild.attest import uris
+from rebuild.batch import equivalence_column
 from rebuild.build.sandbox import LABEL, Limits
 from rebuild.errors import BuildFailedError, Error
 from rebuild.pipeline import DEFAULT_MAX_INPUT_BYTES, Backends
@@ -29,8 +32,10 @@ from rebuild.service import jobs
 from rebuild.service.blobs import BlobStore
 from rebuild.service.config import VERIFIER_VERSION
 from rebuild.service.store import Claim
+from rebuild.untrusted import printable
 from rebuild.verify import Verifier
 
+MAX_EQUIVALENCE = 2000  # characters of the equivalence label kept in the store
 WORKER_LABEL = "dev.rebuild-verifier.service.worker"
 ATTEMPT_LABEL = "dev.rebuild-verifier.service.attempt"
 
@@ -56,6 +61,7 @@ class JobSettings:
     archive: str = DEFAULT_DEBIAN_ARCHIVE
     diffoscope: bool = True
     verifier_id: str = uris.VERIFIER_ID
+    content_equivalence: bool = True  # the store's setting (``config.content_equivalence_of``)
 
 
 class _LabelledContainers:
@@ -125,7 +131,7 @@ def run_claim(
         settings.book, settings.cache_dir, settings.limits, settings.max_input_bytes, NullSigner(),
         index_url=settings.index_url, archive=settings.archive, attest_failures=True,
         diffoscope=settings.diffoscope, verifier_id=settings.verifier_id,
-        connect_engine=lambda: engine(settings, claim),
+        content_equivalence=settings.content_equivalence, connect_engine=lambda: engine(settings, claim),
     )  # fmt: skip
     fields: dict[str, Any] = {"verifier_version": VERIFIER_VERSION}
     try:
@@ -155,6 +161,8 @@ def _report_fields(report: VerifyReport) -> dict[str, Any]:
         "exit_code": 0 if report.reproduced else 1,
         "image_digest": report.plan.image.digest,
         "artifacts": {c.name: c.verdict.a.sha256 for c in report.comparisons},
+        # what `rebuild verify --from` shows in its content-equivalent column; None when not decided
+        "equivalence": printable(equivalence_column(report), MAX_EQUIVALENCE) or None,
     }
 
 

@@ -4,8 +4,10 @@ A worker leaves the statements ``rebuild verify`` would sign, unsigned, in the b
 service checks each one against what the store recorded before it signs anything: a PASSED summary only
 for a job whose final verdict is "reproduced", about a digest the attempt compared; a FAILED summary
 (naming the comparison report's digest) for every final "not reproduced"; SLSA provenance of the rebuild
-only beside a PASSED. Other final verdicts (bad input, could not rebuild, failed verification) are
-recorded in the store and signed by no one: nothing was rebuilt and compared.
+only beside a PASSED; a content-equivalence claim beside the FAILED summary of the same artifact, in its
+bundle, only after ``claims.check_claim`` found it agrees with the store. Other final verdicts (bad input,
+could not rebuild, failed verification) are recorded in the store and signed by no one: nothing was rebuilt
+and compared.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from sqlalchemy import select
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import parse_envelopes
 from rebuild.attest.keys import Signer
-from rebuild.attest.statements import parse_statement
+from rebuild.attest.statements import ParsedStatement, parse_statement
 from rebuild.errors import InputError, VerificationError
 from rebuild.service import jobs
 from rebuild.service.blobs import BlobStore
+from rebuild.service.claims import check_claim
 from rebuild.service.models import DONE, Attempt, Attestation, Job
 from rebuild.service.store import Store
 
@@ -36,6 +39,7 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> tuple[list[d
     disagree with the store, or its blobs are missing or altered): one bad result never stops the others.
     """
     signed, refused = [], []
+    verifier_id = store.settings().get("verifier_id")
     with store.session() as s:
         have = select(Attestation.job_key)
         pending = s.scalars(
@@ -46,7 +50,7 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> tuple[list[d
             if attempt is None or attempt.statements_blob is None:
                 continue
             try:
-                bundles = bundles_for(job, attempt, blobs, signer)
+                bundles = bundles_for(job, attempt, blobs, signer, verifier_id)
             except (VerificationError, InputError) as e:
                 refused.append(f"job {job.key[:16]}: {e.message}")
                 continue
@@ -61,7 +65,9 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> tuple[list[d
     return signed, refused
 
 
-def bundles_for(job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer) -> list[tuple[str, str, bytes]]:
+def bundles_for(
+    job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer, verifier_id: str | None = None
+) -> list[tuple[str, str, bytes]]:
     """``(artifact, its sha256, the signed .intoto.jsonl)`` per artifact, after checking every statement.
 
     Raises:
@@ -73,6 +79,8 @@ def bundles_for(job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer) ->
     text = blobs.read_bytes(attempt.statements_blob).decode()
     provenance: list[bytes] = []
     summaries: list[tuple[str, str, bytes]] = []
+    claims: list[tuple[ParsedStatement, bytes]] = []
+    inputs: dict[str, object] = {}  # a FAILED summary's subject sha256 -> its inputAttestations
     for loaded in parse_envelopes(text, f"statements of attempt {attempt.id}"):
         payload = loaded.envelope.payload
         statement = parse_statement(payload, f"attempt {attempt.id}")
@@ -82,9 +90,16 @@ def bundles_for(job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer) ->
                 raise VerificationError(f"job {job.key[:16]}: rebuild provenance for a result that did not pass")
             provenance.append(payload)
             continue
+        if statement.predicate_type == uris.CONTENT_EQUIVALENCE_V1:
+            if passed:
+                raise VerificationError(f"job {job.key[:16]}: a content-equivalence claim for a result that passed")
+            claims.append((statement, payload))
+            continue
         if statement.predicate_type != uris.SLSA_VSA_V1:
             raise VerificationError(f"job {job.key[:16]}: unexpected statement {statement.predicate_type}")
         result = statement.predicate.get("verificationResult")
+        if len(statement.subjects) != 1:
+            raise VerificationError(f"job {job.key[:16]}: a summary has {len(statement.subjects)} subjects, not one")
         (sha256,) = digests
         name = next((n for n, d in compared.items() if d == sha256), None)
         if result != ("PASSED" if passed else "FAILED") or name is None:
@@ -95,11 +110,24 @@ def bundles_for(job: Job, attempt: Attempt, blobs: BlobStore, signer: Signer) ->
             not isinstance(report, dict) or report.get("digest", {}).get("sha256") != attempt.compare_blob
         ):
             raise VerificationError(f"job {job.key[:16]}: the FAILED summary does not name the recorded report")
+        if sha256 in {s[1] for s in summaries}:
+            raise VerificationError(f"job {job.key[:16]}: two summaries about {sha256[:16]}")
         summaries.append((name, sha256, payload))
+        inputs[sha256] = statement.predicate.get("inputAttestations")
+    claimed: dict[str, bytes] = {}
+    for statement, payload in claims:
+        try:
+            _, sha256, _ = check_claim(statement, attempt, blobs, compared, inputs, verifier_id)
+        except VerificationError as e:
+            raise VerificationError(f"job {job.key[:16]}: {e.message}") from None
+        if sha256 in claimed:
+            raise VerificationError(f"job {job.key[:16]}: two content-equivalence claims about {sha256[:16]}")
+        claimed[sha256] = payload
     out = []
     for name, sha256, payload in summaries:
         ours = [p for p in provenance if sha256 in _subject_digests(p)]
-        envelopes = [dsse.sign(p, [signer]) for p in [*ours, payload]]
+        beside = [claimed[sha256]] if sha256 in claimed else []  # never instead of the FAILED summary
+        envelopes = [dsse.sign(p, [signer]) for p in [*ours, payload, *beside]]
         out.append((name, sha256, "".join(e.to_json() + "\n" for e in envelopes).encode()))
     return out
 

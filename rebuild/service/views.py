@@ -14,12 +14,14 @@ from rebuild.service.models import STATES, Attempt, Attestation, Job, Target, Wo
 from rebuild.service.store import Store
 
 
-def _job(job: Job, target: Target, attempts: int) -> dict[str, Any]:
+def _job(job: Job, target: Target, attempts: int, equivalence: str | None) -> dict[str, Any]:
+    """``equivalence``: what the job's last attempt found of content equivalence (None: not decided)."""
     return {
         "key": job.key,
         "target": target.target,
         "status": job.status,
         "verdict": job.verdict,
+        "equivalence": equivalence,
         "detail": job.detail,
         "tags": job.tags,
         "round": job.round,
@@ -37,15 +39,16 @@ def list_jobs(store: Store, statuses: Sequence[str] = ()) -> list[dict[str, Any]
         raise InputError(f"unknown status {', '.join(unknown)}", f"one of: {', '.join(STATES)}")
     counts = select(Attempt.job_key, func.count().label("n")).group_by(Attempt.job_key).subquery()
     query = (
-        select(Job, Target, func.coalesce(counts.c.n, 0))
+        select(Job, Target, func.coalesce(counts.c.n, 0), Attempt.equivalence)
         .join(Target, Job.target_id == Target.id)
         .outerjoin(counts, counts.c.job_key == Job.key)
+        .outerjoin(Attempt, Attempt.id == Job.attempt_id)
         .order_by(Job.created_at, Job.key)
     )
     if statuses:
         query = query.where(Job.status.in_(tuple(statuses)))
     with store.session() as s:
-        return [_job(job, target, int(n)) for job, target, n in s.execute(query).all()]
+        return [_job(job, target, int(n), eq) for job, target, n, eq in s.execute(query).all()]
 
 
 def resolve_keys(store: Store, refs: Sequence[str]) -> list[str]:
@@ -103,7 +106,8 @@ def history(store: Store, target: str) -> dict[str, Any]:
         for job in s.scalars(select(Job).where(Job.target_id == row.id).order_by(Job.created_at)):
             attempts = s.scalars(select(Attempt).where(Attempt.job_key == job.key).order_by(Attempt.id)).all()
             signed = s.scalars(select(Attestation).where(Attestation.job_key == job.key)).all()
-            doc = _job(job, row, len(attempts))
+            last = next((a.equivalence for a in attempts if a.id == job.attempt_id), None)
+            doc = _job(job, row, len(attempts), last)
             doc["decided_by"] = json.loads(job.decided_by)
             doc["attempts"] = [_attempt(a) for a in attempts]
             doc["attestations"] = [
@@ -121,5 +125,5 @@ def _attempt(a: Attempt) -> dict[str, Any]:
         "classification": a.classification, "detail": a.detail, "exit_code": a.exit_code,
         "started_at": a.started_at, "seconds": a.seconds, "image": a.image_digest, "verifier": a.verifier_version,
         "artifacts": json.loads(a.artifacts or "{}"), "report": a.report_blob, "compare_report": a.compare_blob,
-        "log": a.log_blob, "statements": a.statements_blob,
+        "log": a.log_blob, "statements": a.statements_blob, "equivalence": a.equivalence,
     }  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any
 from rebuild.build.sandbox import Limits
 from rebuild.recipes import RecipeBook
 from rebuild.service import broker, jobs
-from rebuild.service.config import ServicePaths
+from rebuild.service.config import ServicePaths, content_equivalence_of
 from rebuild.service.runner import JobSettings, job_engine, reap_containers, run_claim
 from rebuild.service.store import Claim, Store, pending_for
 
@@ -66,13 +66,16 @@ class WorkerConfig:
         return ServicePaths(Path(self.data_dir), self.db)
 
     def job_settings(self, store: Store) -> JobSettings:
+        """Raises: InputError: the store's content-equivalence setting is not true or false."""
+        settings = store.settings()
         return JobSettings(
             book=recipe_book(self.recipes),
             cache_dir=Path(self.cache_dir),
             limits=Limits(timeout_s=self.timeout),
             index_url=self.index_url,
             diffoscope=self.diffoscope,
-            verifier_id=store.settings().get("verifier_id", JobSettings.verifier_id),
+            verifier_id=settings.get("verifier_id", JobSettings.verifier_id),
+            content_equivalence=content_equivalence_of(settings),
         )
 
 
