@@ -6,14 +6,28 @@ branch or tag name). ``--git-mirror FROM=TO`` rewrites repository URLs, so a
 rebuilder can use a local mirror. The export (``git archive``, prefix
 ``source/``) is kept in the content-addressed cache; its sha256 is recorded
 in the rebuild's provenance beside the commit.
+
+Both are bounded by the same limit (``--max-input-bytes``): the export's
+size, and how much a ``git fetch`` may add to the repository. git has no
+limit of its own on what a fetch brings (``receive.maxInputSize`` is for
+pushes), so the repository directory is measured while git runs; over the
+limit, git (its whole process group) is killed and the repository, which
+may hold a partial pack, is removed. The pinned commit is fetched first
+with ``--depth=1`` (its tree is all an export needs); a server that refuses
+that gets the full fetch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
+import signal
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
@@ -31,6 +45,8 @@ GIT_ENV = {
     "LC_ALL": "C",
     "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file",
 }
+WATCH_SECONDS = 0.5  # how often a running fetch's repository is measured
+MAX_STDERR = 64 << 10
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -83,6 +99,68 @@ def _git(
         raise FetchError(f"git {args[0]} timed out after {timeout:.0f} s") from e
 
 
+def _size(root: Path) -> int:
+    """Bytes of the regular files under ``root`` (symlinks not followed; files git renames meanwhile skipped)."""
+    total = 0
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                info = os.lstat(os.path.join(directory, name))
+            except OSError:
+                continue
+            total += info.st_size
+    return total
+
+
+def _fetch(
+    args: list[str], repo: Path, url: str, max_bytes: int, timeout: float = 600
+) -> subprocess.CompletedProcess[bytes]:
+    """``git fetch ARGS`` in ``repo``, stopped when the repository grows by more than ``max_bytes``.
+
+    Raises:
+        FetchError: over the limit (the repository is removed), timed out, or git is not installed.
+    """
+    before = _size(repo)
+    env = {**os.environ, **GIT_ENV}
+    deadline = time.monotonic() + timeout
+    grown = 0
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: git never blocks on a full one
+        try:
+            proc = subprocess.Popen(
+                ["git", "fetch", *args], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                env=env, start_new_session=True,  # its own process group: index-pack and the transport go too
+            )  # fmt: skip
+        except FileNotFoundError as e:
+            raise FetchError("git is not installed", "apt-get install git (setup.sh does)") from e
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=WATCH_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    grown = _size(repo) - before
+                    if grown > max_bytes or time.monotonic() > deadline:
+                        break
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        grown = max(grown, _size(repo) - before)  # also when git ended before it was measured
+        if grown > max_bytes:
+            shutil.rmtree(repo, ignore_errors=True)
+            raise FetchError(
+                f"git fetch of {url} brought more than the limit of {max_bytes} bytes; stopped, and the partial "
+                "repository removed",
+                "raise --max-input-bytes if the repository is really that large",
+            )
+        if time.monotonic() > deadline and proc.returncode != 0:
+            raise FetchError(f"git fetch timed out after {timeout:.0f} s")
+        err.seek(0)
+        stderr = err.read(MAX_STDERR)
+    return subprocess.CompletedProcess(["git", "fetch", *args], proc.returncode, b"", stderr)
+
+
 def _has_commit(repo: Path, commit: str) -> bool:
     proc = _git(["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=repo)
     return proc.returncode == 0 and proc.stdout.decode().strip() == commit
@@ -110,9 +188,9 @@ def export_commit(
         _git(["init", "--quiet", "--bare", "--", str(repo)])
     if not _has_commit(repo, commit):
         progress("fetch", f"git fetch {url} {commit[:12]}")
-        by_id = _git(["fetch", "--quiet", "--no-tags", "--", url, commit], cwd=repo)
+        by_id = _fetch(["--quiet", "--no-tags", "--depth=1", "--", url, commit], repo, url, max_bytes)
         if by_id.returncode != 0 or not _has_commit(repo, commit):
-            every = _git(["fetch", "--quiet", "--no-tags", "--", url, "+refs/*:refs/rebuild/*"], cwd=repo)
+            every = _fetch(["--quiet", "--no-tags", "--", url, "+refs/*:refs/rebuild/*"], repo, url, max_bytes)
             if every.returncode != 0:
                 reason = (every.stderr or by_id.stderr).decode(errors="replace").strip().splitlines()
                 raise FetchError(
