@@ -61,6 +61,11 @@ class AttemptOut(_Out):
     log: str | None
     statements: str | None
     diffoscope: str | None
+    equivalence: str | None = Field(
+        default=None,
+        description="Content equivalence of a 'not reproduced' result: 'content-equivalent (metadata differs: "
+        "timestamps)', or 'no: WHY' (one per differing artifact, '; '-joined); null when not decided.",
+    )
     links: dict[str, str] = Field(description="Blob kind -> URL of the blob under /api/v1/blobs.")
 
 

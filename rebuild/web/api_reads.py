@@ -57,7 +57,7 @@ def attempt_doc(a: Attempt, target: str) -> dict[str, Any]:
         "worker": a.worker, "outcome": a.outcome, "classification": a.classification, "detail": a.detail,
         "exit_code": a.exit_code, "started_at": a.started_at, "finished_at": a.finished_at, "seconds": a.seconds,
         "image": a.image_digest, "verifier": a.verifier_version, "artifacts": _names(a.artifacts),
-        "rebuilt": _names(a.rebuilt_blobs), **blobs,
+        "rebuilt": _names(a.rebuilt_blobs), "equivalence": a.equivalence, **blobs,
         "links": {kind: f"/api/v1/blobs/{sha}" for kind, sha in blobs.items() if sha},
     }  # fmt: skip
 

@@ -38,6 +38,7 @@ class AttemptRow:
     log_blob: str | None
     statements_blob: str | None
     diffoscope_blob: str | None
+    equivalence: str | None  # content equivalence of a "not reproduced" result, as the worker found it
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ _ATTEMPT = (
     Attempt.id, Attempt.round, Attempt.number, Attempt.worker, Attempt.started_at, Attempt.seconds, Attempt.outcome,
     Attempt.classification, Attempt.detail, Attempt.exit_code, Attempt.image_digest, Attempt.verifier_version,
     Attempt.artifacts, Attempt.rebuilt_blobs, Attempt.report_blob, Attempt.compare_blob, Attempt.log_blob,
-    Attempt.statements_blob, Attempt.diffoscope_blob,
+    Attempt.statements_blob, Attempt.diffoscope_blob, Attempt.equivalence,
 )  # fmt: skip
 _ATTESTATION = (Attestation.id, Attestation.artifact, Attestation.verdict, Attestation.keyid, Attestation.signed_at,
                 Attestation.published_path)  # fmt: skip

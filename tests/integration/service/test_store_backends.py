@@ -40,9 +40,9 @@ def test_init_is_idempotent_and_migrates(store_url: str, tmp_path: Path) -> None
     paths = ServicePaths(tmp_path / "data", store_url)
     first = init_service(paths, verifier_id="https://example.org/v")
     again = init_service(paths, verifier_id="https://other.example/v")
-    assert first["revision"] == again["revision"] == "0002" and not again["key_created"]
+    assert first["revision"] == again["revision"] == "0003" and not again["key_created"]
     assert again["settings"]["verifier_id"] == "https://example.org/v"  # settings are kept
-    assert current_revision(Store(store_url).engine) == "0002"
+    assert current_revision(Store(store_url).engine) == "0003"
 
 
 def test_the_same_key_is_queued_once(store_url: str, tmp_path: Path) -> None:

@@ -56,6 +56,6 @@ def test_a_broker_that_does_not_answer_is_an_environment_failure(tmp_path: Path)
 def test_init_json_and_status_json(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     exit_code, output = run("init", "--data-dir", data, "--json")
-    assert exit_code == 0 and json.loads(output)["revision"] == "0002"
+    assert exit_code == 0 and json.loads(output)["revision"] == "0003"
     exit_code, output = run("status", "--data-dir", data, "--json")
     assert exit_code == 0 and json.loads(output)["jobs"] == {}
