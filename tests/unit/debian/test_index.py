@@ -58,17 +58,18 @@ PACKAGES = "\n".join(
 )
 
 
+TEXTS = {"main/source/Sources.xz": SOURCES, "main/binary-amd64/Packages.xz": PACKAGES}
+
+
 class FakeArchive(DebianArchive):
     """The archive's lookups over fixed index texts (no InRelease, no network)."""
 
-    TEXTS = {"main/source/Sources.xz": SOURCES, "main/binary-amd64/Packages.xz": PACKAGES}
-
     def release(self) -> dict[str, tuple[str, int]]:
         self.release_sha256 = "00" * 32
-        return {name: (hashlib.sha256(text.encode()).hexdigest(), len(text)) for name, text in self.TEXTS.items()}
+        return {name: (hashlib.sha256(text.encode()).hexdigest(), len(text)) for name, text in TEXTS.items()}
 
     def index(self, name: str) -> str:
-        return self.TEXTS[name]
+        return TEXTS[name]
 
 
 @pytest.fixture
