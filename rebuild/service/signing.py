@@ -52,7 +52,8 @@ def sign_pending(store: Store, blobs: BlobStore, signer: Signer) -> tuple[list[d
             try:
                 bundles = bundles_for(job, attempt, blobs, signer, verifier_id)
             except (VerificationError, InputError) as e:
-                refused.append(f"job {job.key[:16]}: {e.message}")
+                said = f"job {job.key[:16]}: "
+                refused.append(e.message if e.message.startswith(said) else said + e.message)
                 continue
             for artifact, sha256, bundle in bundles:
                 row = Attestation(
@@ -116,10 +117,7 @@ def bundles_for(
         inputs[sha256] = statement.predicate.get("inputAttestations")
     claimed: dict[str, bytes] = {}
     for statement, payload in claims:
-        try:
-            _, sha256, _ = check_claim(statement, attempt, blobs, compared, inputs, verifier_id)
-        except VerificationError as e:
-            raise VerificationError(f"job {job.key[:16]}: {e.message}") from None
+        _, sha256, _ = check_claim(statement, attempt, blobs, compared, inputs, verifier_id)
         if sha256 in claimed:
             raise VerificationError(f"job {job.key[:16]}: two content-equivalence claims about {sha256[:16]}")
         claimed[sha256] = payload
