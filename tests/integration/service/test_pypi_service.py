@@ -59,7 +59,8 @@ def test_three_pypi_releases_end_to_end(tmp_path: Path) -> None:
     )
     verdict = json.loads(check.stdout)
     assert check.returncode == 1 and verdict["envelopes"][-1]["reached"] == "result"  # signature and subject passed
-    assert "'FAILED', not PASSED" in verdict["message"]
+    # FAILED, with the service's content-equivalence claim beside it (see test_equivalence_service.py)
+    assert "a content-equivalence claim exists for this artifact" in verdict["message"]
     index = json.loads((out / "pypi" / "six" / "index.json").read_text())
     assert index["versions"]["1.16.0"][SIX_WHEEL]["latest"] == "FAILED"
     assert not (out / "pypi" / "no-such-project-rebuild-verifier-xyz").exists()  # nothing verified, nothing signed
