@@ -7,20 +7,27 @@ control characters, megabytes). Here they become bounded, printable text; the te
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rebuild.build.sandbox import MAX_LOG_BYTES as SANDBOX_LOG_BYTES
 from rebuild.errors import InputError
 from rebuild.service.blobs import BlobStore
 from rebuild.untrusted import dig, load_json, printable
 
 MAX_REPORT_BYTES = 16 << 20
-MAX_LOG_BYTES = 256 << 20
+# what a worker can store: the sandbox keeps the last 16 MiB of output, decoded with U+FFFD (3 bytes in UTF-8)
+# for each byte that is not UTF-8
+MAX_LOG_BYTES = 3 * SANDBOX_LOG_BYTES
+LOG_CHUNK = 64 << 10  # bytes read at a time: a page costs O(page + chunk) memory, whatever the log's size
 MAX_LISTED = 100  # member differences shown per artifact
 MAX_NOTES = 20
 LOG_LINES = 500  # lines per log page
 LOG_LINE_CHARS = 4000
+_LOG_LINE_BYTES = 4 * LOG_LINE_CHARS  # kept of a line: enough for LOG_LINE_CHARS characters of any UTF-8
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _QUOTED = re.compile(r"line [0-9]+: .*")
 # control characters but the tab, bidi and invisible format characters, lone surrogates
@@ -125,26 +132,99 @@ def digests(column: str, what: str) -> list[tuple[str, str]]:
     return [(_text(name, 512), _sha(value)) for name, value in sorted(doc.items())[:MAX_LISTED]]
 
 
-def log_page(blobs: BlobStore, digest: str, page: int, size: int = LOG_LINES) -> LogPage | None:
+def log_page(blobs: BlobStore, digest: str, page: int, size: int = LOG_LINES, chunk: int = LOG_CHUNK) -> LogPage | None:
     """One page of a build log (``size`` lines, numbered from 1); None when ``page`` is past the end.
+
+    The blob is read in chunks: lines are counted (a line ends at ``\\n``, a ``\\r`` before it is dropped)
+    and only the lines of the page are kept, each at most ``LOG_LINE_CHARS`` characters, so a request costs
+    memory in the size of a page, not of the log. The bytes are still hashed, all of them, and checked against
+    the blob's name.
 
     Raises:
         InputError: the blob is missing, altered or too large.
     """
-    path = blobs.path(digest)
-    if path.is_file() and path.stat().st_size > MAX_LOG_BYTES:
-        raise InputError(f"log {digest} is larger than {MAX_LOG_BYTES} bytes")
-    lines = blobs.read_bytes(digest).decode("utf-8", "replace").splitlines()
-    pages = max(1, -(-len(lines) // size))
-    if page < 1 or page > pages:
+    if page < 1:
         return None
-    first = (page - 1) * size
-    shown = [(first + i + 1, _log_line(line)) for i, line in enumerate(lines[first : first + size])]
-    return LogPage(shown, page, pages, len(lines))
+    reader = _PageReader((page - 1) * size, size)
+    path = blobs.path(digest)
+    digester = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            too_large = InputError(f"log {digest} is larger than {MAX_LOG_BYTES} bytes")
+            if os.fstat(f.fileno()).st_size > MAX_LOG_BYTES:
+                raise too_large
+            read = 0
+            while data := f.read(chunk):
+                read += len(data)
+                if read > MAX_LOG_BYTES:  # it grew while read
+                    raise too_large
+                digester.update(data)
+                reader.feed(data)
+    except FileNotFoundError as e:
+        raise InputError(f"blob {digest} is missing from {blobs.root}") from e
+    except OSError as e:
+        raise InputError(f"blob {digest} in {blobs.root} cannot be read: {e.strerror}") from e
+    if digester.hexdigest() != digest:
+        raise InputError(f"blob {digest} in {blobs.root} is not what its name says (altered?)")
+    total = reader.finish()
+    pages = max(1, -(-total // size))
+    if page > pages:
+        return None
+    return LogPage(reader.shown, page, pages, total)
 
 
-def _log_line(line: str) -> str:
-    if len(line) > LOG_LINE_CHARS:
-        line = line[:LOG_LINE_CHARS] + f"... ({len(line) - LOG_LINE_CHARS} more characters)"
+class _PageReader:
+    """Counts the lines of a stream of chunks and keeps those numbered ``first`` to ``first + size - 1``
+    (from 0), each cut at ``_LOG_LINE_BYTES``: a line of a page is never longer than that in memory."""
+
+    def __init__(self, first: int, size: int) -> None:
+        self.first, self.end = first, first + size
+        self.done = 0  # lines ended by a newline so far
+        self.head = bytearray()  # the kept start of the current line, when it is on the page
+        self.length = 0  # bytes of the current line so far
+        self.shown: list[tuple[int, str]] = []
+
+    def feed(self, chunk: bytes) -> None:
+        ends = chunk.count(b"\n")
+        if not self.first <= self.done + ends or self.done >= self.end:  # no line of this chunk is on the page
+            self.done += ends
+            self.length = len(chunk) - 1 - chunk.rfind(b"\n") if ends else self.length + len(chunk)
+            return
+        pieces = chunk.split(b"\n")  # at most LOG_CHUNK + 1 pieces, most of them shared empty bytes
+        for i, piece in enumerate(pieces):
+            if self.first <= self.done < self.end and len(self.head) < _LOG_LINE_BYTES:
+                self.head += piece[: _LOG_LINE_BYTES - len(self.head)]
+            self.length += len(piece)
+            if i < ends:
+                self._end_line()
+
+    def _end_line(self) -> None:
+        if self.first <= self.done < self.end:
+            if self.length <= len(self.head) and self.head.endswith(b"\r"):  # CRLF: the CR belongs to the end
+                del self.head[-1]
+                self.length -= 1
+            self.shown.append((self.done + 1, _log_line(bytes(self.head), self.length)))
+        self.done += 1
+        self.head.clear()
+        self.length = 0
+
+    def finish(self) -> int:
+        """The number of lines: a last line without a newline counts when it holds anything."""
+        if self.length:
+            self._end_line()
+        return self.done
+
+
+def _log_line(head: bytes, length: int) -> str:
+    """``head``: the first bytes of a line of ``length`` bytes."""
+    line = head.decode("utf-8", "replace")
+    if len(line) > LOG_LINE_CHARS or length > len(head):
+        line = line[:LOG_LINE_CHARS]
+        line += f"... (the line has {length} bytes; the first {LOG_LINE_CHARS} characters are shown)"
+    return escape_log_text(line)
+
+
+def escape_log_text(line: str) -> str:
+    """Control, bidi and invisible characters as ``\\xNN`` / ``\\uNNNN``: a log line shows what it holds."""
     return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
                            f"\\u{ord(m.group()):04x}", line)  # fmt: skip
