@@ -60,7 +60,7 @@ def describe(target: str, resolution: Resolution | None, error: Error | None = N
     if summary.get("ecosystem") == "pypi":
         target = f"pypi:{summary.get('project')}=={summary.get('version')}"
         decided["target"] = target
-        where = ("pypi", str(summary.get("project")), str(summary.get("version")))
+        where = ("pypi", _canonical(str(summary.get("project"))), str(summary.get("version")))  # as purls name it
     elif summary.get("ecosystem") == "debian":
         where = ("debian", str(summary.get("source")), str(summary.get("version")))
     else:
@@ -79,6 +79,12 @@ def describe(target: str, resolution: Resolution | None, error: Error | None = N
         for c in resolution.candidates
     ]
     return Described(target, where, decided)
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
 
 
 def _where_unresolved(target: str) -> tuple[str, str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from rebuild.service import jobs
@@ -101,15 +101,19 @@ def targets(store: Store, ecosystem: str | None, name: str | None, limit: int, o
     return {"total": int(total), "limit": limit, "offset": offset, "items": items}
 
 
+def release_targets_query(ecosystem: str, name: str, version: str) -> Select[Target]:
+    """The targets of a release, by equality, so the index on (ecosystem, name) answers in one look-up.
+
+    A PyPI name is compared in its PEP 503 form (``Foo_Bar`` is ``foo-bar``), the form intake stores, and
+    as given: a row queued before intake stored that form keeps the spelling it was queued with.
+    """
+    names = {str(canonicalize_name(name)), name} if ecosystem == "pypi" else {name}
+    where = (Target.ecosystem == ecosystem, Target.name.in_(sorted(names)), Target.version == version)
+    return select(Target).where(*where).order_by(Target.id)
+
+
 def _release_targets(s: Session, ecosystem: str, name: str, version: str) -> list[Target]:
-    """The targets of a release; a PyPI name matches in its PEP 503 form, as a purl's does."""
-    query = select(Target).where(Target.ecosystem == ecosystem, Target.version == version)
-    if ecosystem == "pypi":
-        wanted = canonicalize_name(name)
-        folded = func.replace(func.replace(func.lower(Target.name), "_", "-"), ".", "-")  # PEP 503 but for runs
-        rows = s.scalars(query.where(or_(folded == wanted, folded.contains("--"))).order_by(Target.id))
-        return [t for t in rows if canonicalize_name(t.name) == wanted]
-    return list(s.scalars(query.where(Target.name == name).order_by(Target.id)))
+    return list(s.scalars(release_targets_query(ecosystem, name, version)))
 
 
 def release(store: Store, ecosystem: str, name: str, version: str) -> dict[str, Any] | None:
