@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from rebuild.errors import InputError
 from rebuild.service.intake import normalize
@@ -60,14 +60,17 @@ def resolve_keys(store: Store, refs: Sequence[str]) -> list[str]:
     keys = []
     with store.session() as s:
         for ref in refs:
+            by_key = Job.key.startswith(ref, autoescape=True) if len(ref) >= 8 else Job.key == ref
+            prefixed = list(s.scalars(select(Job.key).where(by_key).order_by(Job.key).limit(2)))
+            if len(prefixed) > 1:  # a prefix names one job or none, never "all that start so"
+                raise InputError(f"{ref!r} is ambiguous: it starts several job keys ({prefixed[0][:16]}..., "
+                                 f"{prefixed[1][:16]}...)", "give more of the key's hex digits")  # fmt: skip
             found = list(s.scalars(
-                select(Job.key).join(Target, Job.target_id == Target.id).where(
-                    or_(Job.key.startswith(ref) if len(ref) >= 8 else Job.key == ref, Target.target == normalize(ref))
-                )
+                select(Job.key).join(Target, Job.target_id == Target.id).where(Target.target == normalize(ref))
             ))  # fmt: skip
-            if not found:
+            if not found and not prefixed:
                 raise InputError(f"no job is {ref!r}", "give a job key (or 8+ of its first hex digits) or a target")
-            keys += found
+            keys += [k for k in prefixed if k not in found] + found
     return keys
 
 

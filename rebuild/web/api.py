@@ -279,7 +279,8 @@ def post_queue(request: Request, body: QueueIn, holder: Annotated[Holder, Depend
 
 
 @router.post("/retry", response_model=RetryOut, summary="Queue finished jobs again (token scope: queue)",
-             responses={401: {"model": Problem}, 403: {"model": Problem}, **_NOT_FOUND})  # fmt: skip
+             responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
+                        **_NOT_FOUND})  # fmt: skip
 def post_retry(request: Request, body: RetryIn, holder: Annotated[Holder, Depends(require_queue)]) -> dict[str, Any]:
     from rebuild.service.views import resolve_keys
 
@@ -289,7 +290,7 @@ def post_retry(request: Request, body: RetryIn, holder: Annotated[Holder, Depend
     store = _store(request)
     try:
         keys = resolve_keys(store, body.jobs)
-    except InputError as e:
-        raise HTTPException(404, e.message) from e
+    except InputError as e:  # none named (404), or a prefix of several keys (400: it retries nothing)
+        raise HTTPException(404 if e.message.startswith("no job is") else 400, e.message) from e
     with _answers():
         return {"retried": store.retry(keys)}
