@@ -30,37 +30,34 @@ import hashlib
 import os
 import re
 import stat
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from rebuild.attest import dsse
 from rebuild.attest.envelopes import LoadedEnvelope, parse_envelopes
+from rebuild.attest.feed_http import HttpSource, Limits, NotFound, Truncated, resolves_internal
+from rebuild.attest.feed_state import load_state, save_state
 from rebuild.attest.keys import PublicKey
 from rebuild.attest.policy import ACCEPTED, STAGES, Policy, check_envelope
+from rebuild.attest.snapshot import SNAPSHOT_TYPE, parse_snapshot, safe_path
 from rebuild.attest.statements import parse_statement
 from rebuild.errors import Error, FetchError, InputError, VerificationError
 from rebuild.untrusted import dig, load_json, parse_rfc3339, printable
 
-SNAPSHOT_TYPE = "application/vnd.rebuild-verifier.snapshot+json"  # as rebuild.service.publish writes it
+__all__ = ["SNAPSHOT_TYPE", "Feed", "FeedRead", "FeedsVerdict", "Limits", "combine", "parse_feed", "read_feed",
+           "safe_path", "source_for", "verify_feeds"]  # fmt: skip
+
 MAX_SNAPSHOT = 32 << 20
 MAX_CHANGES = 64 << 20
 MAX_BUNDLE = 16 << 20
 MAX_API_ANSWER = 16 << 20
-MAX_BUNDLES = 64  # bundles read for one artifact from one feed
-MAX_REDIRECTS = 3
-TIMEOUT_S = 20.0  # per socket operation
-DEADLINE_S = 120.0  # per file
-USER_AGENT = "rebuild-verifier feeds"
+MAX_BUNDLES = 64  # bundles read for one artifact from one feed: the newest in the listing's order
 RESULT = STAGES.index("result")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_PART = re.compile(r"[A-Za-z0-9_+~=][A-Za-z0-9._+~=-]{0,199}")  # what untrusted.path_component makes
 
 Kind = Literal["directory", "tree", "api"]
 
@@ -108,20 +105,6 @@ class Source(Protocol):
         """
 
 
-def safe_path(value: object, what: str) -> str:
-    """A relative path from a feed's document, fit to join onto the tree: safe components, no ``..``.
-
-    Raises:
-        InputError: anything else, named.
-    """
-    if not isinstance(value, str) or len(value) > 1000:
-        raise InputError(f"{what}: path {printable(repr(value), 200)} is not a string of at most 1000 characters")
-    parts = value.split("/")
-    if len(parts) > 8 or not all(_PART.fullmatch(p) for p in parts):
-        raise InputError(f"{what}: path {printable(repr(value), 200)} is not a safe relative path in the tree")
-    return value
-
-
 @dataclass(frozen=True)
 class DirectorySource:
     root: Path
@@ -150,73 +133,16 @@ class DirectorySource:
         return data
 
 
-class NotFound(FetchError):
-    """The server answered 404: for an API's search, nothing signed about the digest."""
-
-
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = MAX_REDIRECTS
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        old, new = urlsplit(req.full_url).scheme, urlsplit(newurl).scheme
-        if new not in ("http", "https") or (old == "https" and new == "http"):
-            raise FetchError(f"{printable(req.full_url, 300)} redirects to {printable(newurl, 300)}: refused "
-                             "(only to http(s), never from https to http)")  # fmt: skip
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """http and https only: no file:, ftp: or data: handler is there to be reached, by a URL or a redirect."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    _HttpOnlyRedirects(), urllib.request.HTTPDefaultErrorHandler(),
-                    urllib.request.HTTPErrorProcessor()):  # fmt: skip
-        opener.add_handler(handler)
-    return opener
-
-
-@dataclass(frozen=True)
-class HttpSource:
-    base: str  # ends with "/"
-    timeout_s: float = TIMEOUT_S
-    deadline_s: float = DEADLINE_S
-
-    def read(self, rel: str, limit: int, query: str = "") -> bytes:
-        url = self.base + quote(safe_path(rel, self.base)) + (f"?{query}" if query else "")
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        deadline = time.monotonic() + self.deadline_s
-        try:
-            with _opener().open(request, timeout=self.timeout_s) as response:
-                length = response.headers.get("Content-Length", "")
-                if length.isdigit() and int(length) > limit:
-                    raise InputError(f"{url} is larger than {limit} bytes (Content-Length {length})")
-                chunks: list[bytes] = []
-                total = 0
-                while chunk := response.read1(1 << 16):
-                    total += len(chunk)
-                    if total > limit:
-                        raise InputError(f"{url} is larger than {limit} bytes")
-                    if time.monotonic() > deadline:
-                        raise FetchError(f"{url} took longer than {self.deadline_s:g} s")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except urllib.error.HTTPError as e:
-            if e.code == 404:
-                raise NotFound(f"{url}: HTTP 404") from None
-            reason = f"redirect refused ({printable(e.msg, 300)})" if 300 <= e.code < 400 else f"HTTP {e.code}"
-            raise FetchError(f"{url}: {reason}") from None
-        except urllib.error.URLError as e:
-            raise FetchError(f"{url} cannot be reached: {printable(e.reason, 300)}") from None
-        except (OSError, ValueError) as e:  # timeouts, resets, a malformed answer
-            raise FetchError(f"{url} cannot be read: {printable(e, 300)}") from None
-
-
-def source_for(feed: Feed, timeout_s: float = TIMEOUT_S) -> Source:
+def source_for(feed: Feed, limits: Limits = Limits(), private_ok: bool | None = None) -> Source:
+    """How to read a feed. Over http(s), redirects may reach internal addresses only when the feed's own host
+    is internal (``private_ok``: looked up unless given)."""
     if feed.kind == "directory":
         return DirectorySource(Path(feed.source))
     url = urlsplit(feed.source)
     base = url._replace(path=url.path.rstrip("/") + "/", query="", fragment="").geturl()
-    return HttpSource(base, timeout_s)
+    if private_ok is None:
+        private_ok = resolves_internal(url.hostname or "")
+    return HttpSource(base, limits, private_ok)
 
 
 # --- finding the artifact's bundles in one feed ------------------------------------------
@@ -230,10 +156,17 @@ class FeedRead:
     envelopes: tuple[LoadedEnvelope, ...] = ()
     publisher: str = ""  # the trusted key that signed a tree's snapshot
     notes: tuple[str, ...] = ()
+    version: int = 0  # the snapshot's version (a tree)
+    expires: str = ""  # and when it expires
 
 
-def read_feed(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source) -> FeedRead:
-    """The envelopes a feed holds for the artifact, or why it gave none (never raises a project error)."""
+def read_feed(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source, now: datetime | None = None,
+              max_snapshot_age: timedelta | None = None) -> FeedRead:  # fmt: skip
+    """The envelopes a feed holds for the artifact, or why it gave none (never raises a project error).
+
+    A tree's snapshot must not have expired at ``now`` (nor be older than ``max_snapshot_age``); an API answer
+    the server says it cut is rejected, never read as complete.
+    """
     try:
         if feed.kind == "api":
             try:
@@ -243,14 +176,17 @@ def read_feed(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source
             text = _text(answer, "the API's answer")
             found = parse_envelopes(text, f"{feed.name} attestations") if text.strip() else []
             return FeedRead(feed, "read", "", tuple(found))
-        return _read_tree(feed, sha256, keys, source)
+        return _read_tree(feed, sha256, keys, source, now or datetime.now(UTC), max_snapshot_age)
+    except Truncated as e:  # a trusted FAILED could be in what was left out
+        return FeedRead(feed, "rejected", e.message)
     except FetchError as e:
         return FeedRead(feed, "unreachable", e.message)
-    except Error as e:  # malformed, too large, not the file the snapshot lists
+    except Error as e:  # malformed, too large, expired, not the file the snapshot lists
         return FeedRead(feed, "rejected", e.message)
 
 
-def _read_tree(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source) -> FeedRead:
+def _read_tree(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Source, now: datetime,
+               max_age: timedelta | None) -> FeedRead:  # fmt: skip
     envelope = dsse.Envelope.from_dict(load_json(source.read("snapshot.json", MAX_SNAPSHOT), "snapshot.json"),
                                        "snapshot.json")  # fmt: skip
     verified = dsse.verify(envelope, [k for k in keys if k.supported()])
@@ -259,13 +195,12 @@ def _read_tree(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Sourc
         return FeedRead(feed, "untrusted", f"snapshot.json is not signed by a trusted key (it names {named})")
     if verified.payload_type != SNAPSHOT_TYPE:
         raise InputError(f"snapshot.json has payloadType {printable(repr(verified.payload_type), 200)}")
-    files = dig(load_json(verified.payload, "snapshot.json's payload"), "files")
-    if not isinstance(files, dict):
-        raise InputError("snapshot.json's payload has no 'files' object")
-    publisher = verified.signers[0].keyid
-    if "changes.jsonl" not in files:
-        return FeedRead(feed, "read", "", (), publisher)  # nothing published yet
-    paths = []
+    snapshot = parse_snapshot(verified.payload, "snapshot.json", now, max_age)  # expired, no expiry: refused
+    publisher, files = verified.signers[0].keyid, snapshot.files
+    expires = snapshot.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "changes.jsonl" not in files:  # nothing published yet
+        return FeedRead(feed, "read", "", (), publisher, version=snapshot.version, expires=expires)
+    paths: list[str] = []
     for number, line in enumerate(_listed(source, "changes.jsonl", files, MAX_CHANGES).split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -273,18 +208,22 @@ def _read_tree(feed: Feed, sha256: str, keys: Sequence[PublicKey], source: Sourc
         if dig(entry, "subject_sha256") != sha256:
             continue
         path = safe_path(dig(entry, "path"), f"changes.jsonl line {number}")
-        if path not in paths:
-            paths.append(path)
-    if len(paths) > MAX_BUNDLES:
-        raise InputError(f"changes.jsonl names {len(paths)} bundles for this artifact (at most {MAX_BUNDLES})")
+        if path in paths:
+            paths.remove(path)
+        paths.append(path)  # in publication order, which the snapshot signs: the newest last
+    notes = []
+    if len(paths) > MAX_BUNDLES:  # the newest are read: a key's latest word (a FAILED, say) is among them
+        notes.append(f"the {MAX_BUNDLES} newest of {len(paths)} bundles for this artifact read (by the listing's "
+                     f"order); {len(paths) - MAX_BUNDLES} older ones not read")  # fmt: skip
+        paths = paths[-MAX_BUNDLES:]
     found: list[LoadedEnvelope] = []
     for path in paths:
         text = _text(_listed(source, path, files, MAX_BUNDLE), path)
         found.extend(replace(e, origin=f"{path} {e.origin}") for e in parse_envelopes(text, path))
-    return FeedRead(feed, "read", "", tuple(found), publisher)
+    return FeedRead(feed, "read", "", tuple(found), publisher, tuple(notes), snapshot.version, expires)
 
 
-def _listed(source: Source, path: str, files: dict[str, Any], limit: int) -> bytes:
+def _listed(source: Source, path: str, files: Mapping[str, str], limit: int) -> bytes:
     """A file of the tree, which must be the one the verified snapshot lists (by sha256).
 
     Raises:
@@ -331,10 +270,13 @@ class FeedReport:
     publisher: str
     said: tuple[Said, ...]
     notes: tuple[str, ...]  # other artifacts, untrusted signatures
+    version: int = 0  # a tree's snapshot version
+    expires: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"feed": self.feed, "kind": self.kind, "status": self.status, "problem": self.problem,
-                "publisher": self.publisher, "said": [_said_dict(s) for s in self.said],
+                "publisher": self.publisher, "snapshotVersion": self.version or None,
+                "snapshotExpires": self.expires or None, "said": [_said_dict(s) for s in self.said],
                 "notes": list(self.notes)}  # fmt: skip
 
     @property
@@ -399,15 +341,20 @@ def _report(read: FeedRead, policy: Policy, now: datetime) -> FeedReport:
     if untrusted:
         notes.append(f"{untrusted} envelope(s) not signed by a trusted key")
     return FeedReport(read.feed.name, read.feed.kind, read.status, read.problem, read.publisher, tuple(said),
-                      tuple(notes))  # fmt: skip
+                      tuple(notes), read.version, read.expires)  # fmt: skip
 
 
 def _latest(said: Sequence[Said]) -> Said:
-    """A key's latest word: by timeVerified; a time that does not parse, or a tie, goes to what is not PASSED."""
-    far = datetime.max.replace(tzinfo=UTC)
+    """A key's latest word: by timeVerified; a tie, or a time that does not parse, goes to what is not PASSED.
+
+    So a summary whose time does not parse ranks newest when it is not PASSED, and oldest when it is PASSED:
+    it can never hide a FAILED with a real date behind it.
+    """
+    newest, oldest = datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC)
 
     def order(s: Said) -> tuple[datetime, bool]:
-        return (parse_rfc3339(s.time_verified) or far, s.result != "PASSED")
+        failed = s.result != "PASSED"
+        return (parse_rfc3339(s.time_verified) or (newest if failed else oldest), failed)
 
     return max(said, key=order)
 
@@ -434,12 +381,17 @@ def combine(reads: Sequence[FeedRead], policy: Policy, now: datetime | None = No
     return FeedsVerdict(False, printable(message, 2000), policy.threshold, signers, conflicts, reports)
 
 
-def verify_feeds(sources: Sequence[str], policy: Policy, now: datetime | None = None,
-                 timeout_s: float = TIMEOUT_S) -> FeedsVerdict:  # fmt: skip
-    """Read each feed for the artifact's sha256, then ``combine``.
+def verify_feeds(sources: Sequence[str], policy: Policy, now: datetime | None = None, limits: Limits = Limits(),
+                 max_snapshot_age: timedelta | None = None, state: Path | None = None) -> FeedsVerdict:  # fmt: skip
+    """Read each feed for the artifact's sha256, refuse rolled-back snapshots, then ``combine``.
+
+    ``state`` is the rollback-protection file (``rebuild.attest.feed_state``): a tree whose snapshot version is
+    lower than one seen before from its key (there, or from another feed in this run) is rejected, and the
+    highest versions read are remembered. None: only the versions read in this run are compared.
 
     Raises:
-        InputError: no feed, a bad feed value, or a policy whose digest is not sha256 (feeds index by it).
+        InputError: no feed, a bad feed value, a policy whose digest is not sha256 (feeds index by it), or a
+            state file that is not one (named). EnvironmentFailure: the state file cannot be written.
     """
     if not sources:
         raise InputError("give at least one --from-feed")
@@ -447,6 +399,27 @@ def verify_feeds(sources: Sequence[str], policy: Policy, now: datetime | None = 
         raise InputError(f"feeds are searched by sha256; the policy's digest is {printable(policy.algorithm)}",
                          "give --artifact FILE or --digest sha256:HEX")  # fmt: skip
     feeds = [parse_feed(s) for s in sources]
-    keys = policy.keys
-    reads = [read_feed(f, policy.digest, keys, source_for(f, timeout_s)) for f in feeds]
+    known = load_state(state) if state is not None else None
+    now = now or datetime.now(UTC)
+    reads = [read_feed(f, policy.digest, policy.keys, source_for(f, limits), now, max_snapshot_age) for f in feeds]
+    reads = refuse_rollbacks(reads, known.versions if known is not None else {})
+    if known is not None:
+        save_state(known, {r.publisher: r.version for r in reads if r.status == "read" and r.version})
     return combine(reads, policy, now)
+
+
+def refuse_rollbacks(reads: Sequence[FeedRead], seen: Mapping[str, int]) -> list[FeedRead]:
+    """Each tree read whose snapshot version is below the highest known for its key (from ``seen``, or from
+    another feed read now) becomes *rejected*, naming both versions: an old snapshot, replayed."""
+    highest = dict(seen)
+    for r in reads:
+        if r.status == "read" and r.version:
+            highest[r.publisher] = max(highest.get(r.publisher, 0), r.version)
+    out = []
+    for r in reads:
+        if r.status == "read" and r.version and r.version < highest[r.publisher]:
+            r = FeedRead(r.feed, "rejected", f"snapshot.json is version {r.version}, older than version "
+                         f"{highest[r.publisher]} already seen from key {r.publisher[:16]} (a replayed or rolled-back "
+                         "tree, or a mirror behind)", publisher=r.publisher, version=r.version)  # fmt: skip
+        out.append(r)
+    return out

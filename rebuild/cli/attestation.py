@@ -41,6 +41,14 @@ def attestation_verify(
     verifier_id: str | None = typer.Option(
         None, "--verifier-id", help="Accept only summaries by this verifier (and this tool's policy URI)."
     ),
+    max_snapshot_age: str | None = typer.Option(
+        None, "--max-snapshot-age", help="With --from-feed: refuse a tree whose signed snapshot was published longer "
+        "ago than this (e.g. 2d, 12h), even before it expires."
+    ),
+    feed_state: Path | None = typer.Option(
+        None, "--feed-state", help="With --from-feed: the file remembering the highest snapshot version seen per "
+        "key, to refuse a replayed older one (default: feeds/snapshot-versions.json in the cache directory)."
+    ),
     accept: list[str] = typer.Option(
         None,
         "--accept",
@@ -65,9 +73,12 @@ def attestation_verify(
         if file is not None and from_feed:
             raise InputError("give an attestation FILE or --from-feed, not both")
         if from_feed:
+            from rebuild.attest.feed_state import default_state_path
             from rebuild.attest.feeds import verify_feeds
+            from rebuild.attest.snapshot import parse_duration
 
-            combined = verify_feeds(from_feed, policy)
+            age = parse_duration(max_snapshot_age, "--max-snapshot-age") if max_snapshot_age else None
+            combined = verify_feeds(from_feed, policy, max_snapshot_age=age, state=feed_state or default_state_path())
             render.feeds_verdict(combined)
             if not combined.passed:
                 raise VerificationError(f"attestation verification failed: {combined.message}")

@@ -244,22 +244,28 @@ def publish_cmd(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="The published tree (write-once bundles; mirror it anywhere)."),
     key: Path | None = typer.Option(None, "--key", help="The service's private key (default: the data dir's)."),
+    valid_for: str = typer.Option(
+        "7d", "--valid-for", help="How long readers believe the signed snapshot (e.g. 36h, 7d; 1m to 366d): "
+        "publish again on a schedule shorter than this (docs/feeds.md)."
+    ),
     db: str | None = DbOpt,
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Sign pending final results with the service key and write the published tree."""
     from rebuild.attest.keys import load_public_key
+    from rebuild.attest.snapshot import parse_validity
     from rebuild.service.publish import publish
     from rebuild.service.store import Store
 
     render = renderer_for(as_json)
     with errors_to_exit(ctx, render):
+        validity = parse_validity(valid_for)
         paths = _paths(db, data_dir)
         signer = paths.signer(key)
         public_path = key.with_suffix(".pub") if key else paths.public_key
         doc = publish(Store.open(paths.db), paths.blobs, out, signer, load_public_key(public_path),
-                      public_path.read_bytes())  # fmt: skip
+                      public_path.read_bytes(), validity)  # fmt: skip
     show("publish", doc, as_json)
     if doc["refused"]:
         for reason in doc["refused"]:

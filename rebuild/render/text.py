@@ -250,6 +250,7 @@ class TextRenderer:
         out = self.out
         for feed in verdict.feeds:
             where = f", snapshot signed by {feed.publisher[:16]}" if feed.publisher else ""
+            where += f", version {feed.version}, expires {feed.expires}" if feed.version else ""
             out.print(f"feed {esc(feed.feed)} ({feed.kind}): {esc(feed.status)}{esc(where)}")
             if feed.problem:
                 out.print(f"  [red]{esc(feed.problem)}[/]")

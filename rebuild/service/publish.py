@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import parse_envelopes
 from rebuild.attest.keys import PublicKey, Signer
+from rebuild.attest.snapshot import DEFAULT_VALID_FOR, SNAPSHOT_TYPE, parse_snapshot, snapshot_payload
 from rebuild.attest.statements import parse_statement
 from rebuild.errors import InputError, KeyLoadError, PlanError, VerificationError
 from rebuild.service.blobs import BlobStore
@@ -44,11 +45,10 @@ from rebuild.service.signing import sign_pending
 from rebuild.service.store import Store
 from rebuild.untrusted import dig_str, path_component
 
-SNAPSHOT_TYPE = "application/vnd.rebuild-verifier.snapshot+json"
-SNAPSHOT_V1 = "https://rebuild-verifier.dev/snapshot/v1"
+__all__ = ["SNAPSHOT_TYPE", "publish", "verify_snapshot"]
 FEED_ENTRIES = 100
 def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_key: PublicKey,
-            public_pem: bytes) -> dict[str, Any]:  # fmt: skip
+            public_pem: bytes, valid_for: timedelta = DEFAULT_VALID_FOR) -> dict[str, Any]:  # fmt: skip
     """Sign what is pending, write new bundles once, then the indexes, the feed, the keys and the snapshot.
 
     A result whose statements disagree with the store is refused (listed in ``refused``), never signed.
@@ -93,7 +93,7 @@ def publish(store: Store, blobs: BlobStore, out: Path, signer: Signer, public_ke
     files.update(_write_indexes(out, entries))
     files.update(_write_feed(out, entries))
     files.update(_write_keys(out, public_key, public_pem))
-    snapshot = _write_snapshot(out, files, signer)
+    snapshot = _write_snapshot(out, files, signer, valid_for)
     return {"out": str(out), "signed": signed, "refused": refused, "published": written, "bundles": len(entries),
             "links": sorted(links), "links_skipped": skipped, "snapshot": snapshot}  # fmt: skip
 
@@ -237,19 +237,50 @@ def _write_keys(out: Path, key: PublicKey, pem: bytes) -> dict[str, str]:
     return written
 
 
-def _write_snapshot(out: Path, files: dict[str, str], signer: Signer) -> str:
-    payload = _json({"_type": SNAPSHOT_V1, "published": _iso(time.time()), "keyid": signer.keyid,
-                     "files": dict(sorted(files.items()))})  # fmt: skip
+def _write_snapshot(out: Path, files: dict[str, str], signer: Signer, valid_for: timedelta) -> str:
+    """Sign the listing with the next version (one more than the snapshot there) and an expiry ``valid_for``
+    from now (``rebuild.attest.snapshot``): a reader refuses it once expired, and a lower version than one seen.
+
+    Raises:
+        VerificationError: a snapshot.json there whose version cannot be read (so the next one would not
+            be higher): named, with what to do.
+    """
+    version = _previous_version(out / "snapshot.json") + 1
+    payload = _json(snapshot_payload(files, signer.keyid, version, datetime.now(UTC).replace(microsecond=0),
+                                     valid_for))  # fmt: skip
     envelope = dsse.sign(payload, [signer], payload_type=SNAPSHOT_TYPE)
     _replace(out / "snapshot.json", (envelope.to_json() + "\n").encode())
     return str(out / "snapshot.json")
 
 
-def verify_snapshot(out: Path, keys: Sequence[PublicKey]) -> dict[str, Any]:
-    """Check a published tree: the snapshot's signature, then every file it lists, by sha256.
+def _previous_version(path: Path) -> int:
+    """The version of the snapshot already published there; 0 for none. Its signature is not checked (the key
+    may have been rotated): a forged high version only makes the next one higher; a low one makes readers
+    who saw more refuse the tree, loudly."""
+    from rebuild.attest.snapshot import MAX_VERSION
+    from rebuild.untrusted import dig, load_json
+
+    if not path.exists():
+        return 0
+    try:
+        envelope = dsse.Envelope.from_dict(load_json(path.read_bytes(), str(path)), str(path))
+        version = dig(load_json(envelope.payload, f"{path}'s payload"), "version", default=0)
+    except (InputError, OSError) as e:
+        raise VerificationError(f"{path} is not a snapshot this tool can read ({getattr(e, 'message', e)}), so "
+                                "the next version cannot be told", "restore it, or remove it to restart at "
+                                "version 1 (readers who saw a higher one will refuse the tree)") from None  # fmt: skip
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < MAX_VERSION:
+        raise VerificationError(f"{path} has version {version!r}, not an integer from 0 to {MAX_VERSION - 1}",
+                                "restore it, or remove it to restart at version 1")  # fmt: skip
+    return version
+
+
+def verify_snapshot(out: Path, keys: Sequence[PublicKey], now: datetime | None = None) -> dict[str, Any]:
+    """Check a published tree: the snapshot's signature, its expiry and version, then every file it lists.
 
     Raises:
-        VerificationError: a bad signature, a missing file, or a file whose bytes changed.
+        VerificationError: a bad signature, an expired snapshot or one with no expiry, a missing file, or a
+            file whose bytes changed.
     """
     import hashlib
 
@@ -257,12 +288,13 @@ def verify_snapshot(out: Path, keys: Sequence[PublicKey]) -> dict[str, Any]:
     verified = dsse.verify(envelope, keys)
     if not verified.signers or verified.payload_type != SNAPSHOT_TYPE:
         raise VerificationError("snapshot.json is not signed by a trusted key")
-    files: dict[str, str] = json.loads(verified.payload)["files"]
-    for rel, sha256 in files.items():
+    snapshot = parse_snapshot(verified.payload, "snapshot.json", now or datetime.now(UTC))
+    for rel, sha256 in snapshot.files.items():
         path = out / rel
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             raise VerificationError(f"{rel} is missing or not the file the snapshot lists")
-    return {"files": len(files), "keyid": verified.signers[0].keyid}
+    return {"files": len(snapshot.files), "keyid": verified.signers[0].keyid, "version": snapshot.version,
+            "expires": snapshot.expires.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
 
 
 def _write_once(path: Path, data: bytes) -> str:

@@ -232,10 +232,11 @@ def get_verify(request: Request, purl: Annotated[str, Query(min_length=5, max_le
 def get_attestations(
     request: Request, sha256: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="The artifact's sha256.")]
 ) -> Response:
-    """Each bundle's lines as signed (DSSE envelopes, one per line), bundles oldest first; 404 when this
-    rebuilder signed nothing about the digest."""
+    """Each bundle's lines as signed (DSSE envelopes, one per line), bundles newest first: at most
+    ``MAX_BUNDLES`` newest plus each signing key's newest; ``X-Rebuild-Truncated: true`` when any was left out
+    (a reader must not take the answer as complete). 404 when this rebuilder signed nothing about the digest."""
     with _answers():
-        names = api_reads.bundles_for_digest(_store(request), sha256, MAX_BUNDLES)
+        names, truncated = api_reads.bundles_for_digest(_store(request), sha256, MAX_BUNDLES)
         if not names:
             raise _missing(f"an attestation about sha256:{sha256}")
         try:
@@ -243,7 +244,8 @@ def get_attestations(
         except InputError as e:
             raise HTTPException(503, e.message) from e
     body = b"".join(b if b.endswith(b"\n") else b + b"\n" for b in bundles)
-    return Response(body, media_type="application/jsonl", headers=_SAFE)
+    headers = {**_SAFE, "X-Rebuild-Truncated": "true" if truncated else "false"}
+    return Response(body, media_type="application/jsonl", headers=headers)
 
 
 # --- writes ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from rebuild.service import jobs
@@ -229,14 +229,19 @@ def verify(store: Store, purl: Purl) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def bundles_for_digest(store: Store, sha256: str, limit: int) -> list[str]:
-    """The bundle blobs of every attestation whose subject is ``sha256``, oldest first."""
+def bundles_for_digest(store: Store, sha256: str, limit: int) -> tuple[list[str], bool]:
+    """The bundle blobs of the attestations whose subject is ``sha256``, newest first: the ``limit`` newest,
+    and always each signing key's newest (so a key's latest word, a FAILED after many PASSED, is never the one
+    left out); and whether any was left out (never silently: the API says so in a header).
+    """
+    where = Attestation.subject_sha256 == sha256
     with store.session() as s:
-        return list(
-            s.scalars(
-                select(Attestation.bundle_blob)
-                .where(Attestation.subject_sha256 == sha256)
-                .order_by(Attestation.id)
-                .limit(limit)
-            )
-        )
+        total = s.scalar(select(func.count()).select_from(Attestation).where(where)) or 0
+        per_key = select(func.max(Attestation.id)).where(where).group_by(Attestation.keyid)
+        newest = select(Attestation.id).where(where).order_by(Attestation.id.desc()).limit(limit)
+        rows = s.execute(
+            select(Attestation.bundle_blob)
+            .where(where, Attestation.id.in_(per_key) | Attestation.id.in_(newest.scalar_subquery()))
+            .order_by(Attestation.id.desc())
+        ).all()
+    return [row[0] for row in rows], int(total) > len(rows)

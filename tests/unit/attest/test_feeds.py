@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def sha(data: bytes) -> str:
 
 
 def tree(root: Path, key: PrivateKey, bundles: list[tuple[str, list[bytes], str]],
-         snapshot_key: PrivateKey | None = None) -> Path:  # fmt: skip
+         snapshot_key: PrivateKey | None = None, **snapshot: Any) -> Path:  # fmt: skip
     """A published tree: each (path, statements signed by ``key``, subject sha256), changes.jsonl, snapshot."""
     files: dict[str, str] = {}
     lines = []
@@ -77,12 +77,19 @@ def tree(root: Path, key: PrivateKey, bundles: list[tuple[str, list[bytes], str]
     changes = "".join(lines).encode()
     (root / "changes.jsonl").write_bytes(changes)
     files["changes.jsonl"] = sha(changes)
-    write_snapshot(root, files, snapshot_key or key)
+    write_snapshot(root, files, snapshot_key or key, **snapshot)
     return root
 
 
-def write_snapshot(root: Path, files: dict[str, str], key: PrivateKey) -> None:
-    payload = json.dumps({"_type": "https://rebuild-verifier.dev/snapshot/v1", "files": files}).encode()
+PUBLISHED, EXPIRES = "2025-01-01T00:00:00Z", "2025-01-08T00:00:00Z"  # NOW is within: the snapshot is current
+
+
+def write_snapshot(root: Path, files: dict[str, str], key: PrivateKey, **fields: Any) -> None:
+    """A snapshot as ``rebuild publish`` signs it; ``fields`` replace (or, given as None, drop) its own."""
+    doc: dict[str, Any] = {"_type": "https://rebuild-verifier.dev/snapshot/v1", "version": 1,
+                           "published": PUBLISHED, "expires": EXPIRES, "files": files}  # fmt: skip
+    doc.update(fields)
+    payload = json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
     (root / "snapshot.json").write_text(dsse.sign(payload, [key], payload_type=feeds.SNAPSHOT_TYPE).to_json())
 
 
@@ -93,8 +100,8 @@ def policy(*keys: PrivateKey, threshold: int = 1) -> Policy:
     return Policy(tuple(public(k) for k in keys), "sha256", DIGEST, threshold)
 
 
-def verify(pol: Policy, *roots: Path | str) -> feeds.FeedsVerdict:
-    return verify_feeds([str(r) for r in roots], pol, NOW)
+def verify(pol: Policy, *roots: Path | str, **options: Any) -> feeds.FeedsVerdict:
+    return verify_feeds([str(r) for r in roots], pol, NOW, **options)
 
 
 @pytest.fixture()
@@ -403,7 +410,7 @@ def test_an_api_that_signed_nothing_answers_404(server: tuple[str, dict[str, Rou
 def test_reading_is_what_combine_is_given(two: tuple[Path, Path]) -> None:
     """``read_feed`` then ``combine`` is ``verify_feeds``: the pieces a service or a test can call alone."""
     feed = parse_feed(str(two[0]))
-    read = read_feed(feed, DIGEST, [public(ALICE)], source_for(feed))
+    read = read_feed(feed, DIGEST, [public(ALICE)], source_for(feed), NOW)
     assert read.status == "read" and len(read.envelopes) == 1 and read.envelopes[0].origin == f"{BUNDLE} document"
     assert combine([read], policy(ALICE), NOW).passed
     assert not combine([FeedRead(feed, "unreachable", "down")], policy(ALICE), NOW).passed
@@ -429,8 +436,13 @@ def cli_trees(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     for name, seed in (("a", 11), ("b", 12)):
         write_keypair(fixed_key(seed), tmp_path / name)
         key = load_private_key(tmp_path / f"{name}.key")
-        made.append(tree(tmp_path / f"tree-{name}", key, [(BUNDLE, [summary()], DIGEST)]))
+        made.append(tree(tmp_path / f"tree-{name}", key, [(BUNDLE, [summary()], DIGEST)], expires=in_a_week()))
     return made[0], made[1], tmp_path / "a.pub", tmp_path / "b.pub"
+
+
+def in_a_week() -> str:
+    """An expiry for the command line, which reads the feeds at the real time."""
+    return (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def invoke(*args: str) -> tuple[int, str]:
