@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from rebuild.errors import EXIT_FAILED, DigestMismatchError
 from rebuild.fetch.cache import BlobCache
 from rebuild.npm.cache import TarballCache, fetch_locked, lay_out_offline_cache
-from rebuild.npm.lockfile import LockedTarball, Lockfile
+from rebuild.npm.lockfile import LockedTarball, Lockfile, parse_lockfile
 
 
 def tarball(tmp_path: Path, data: bytes, claimed: bytes | None = None, name: str = "left-pad") -> LockedTarball:
@@ -64,3 +67,36 @@ def test_the_offline_store_is_npm_content_v2_by_sha512(tmp_path: Path) -> None:
         hexdigest = hashlib.sha512(data).hexdigest()
         stored = tmp_path / "store/_cacache/content-v2/sha512" / hexdigest[:2] / hexdigest[2:4] / hexdigest[4:]
         assert stored.read_bytes() == data
+
+
+def test_a_workspace_dependency_is_fetched_and_laid_out_in_the_offline_store(tmp_path: Path) -> None:
+    """``packages/w/node_modules/b`` is a tarball like any other: fetched, checked, and where npm ci looks."""
+    data = b"the workspace's own b 1.0.0"
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    doc = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "mono", "workspaces": ["packages/*"]},
+            "node_modules/w": {"resolved": "packages/w", "link": True},
+            "packages/w": {"name": "w", "version": "1.0.0"},
+            "packages/w/node_modules/b": {
+                "version": "1.0.0",
+                "resolved": "https://registry.npmjs.org/b/-/b-1.0.0.tgz",
+                "integrity": integrity,
+            },
+        },
+    }
+    (locked,) = parse_lockfile(json.dumps(doc).encode()).tarballs
+    assert locked.path == "packages/w/node_modules/b" and locked.integrity == integrity
+    served = tmp_path / "b-1.0.0.tgz"  # the registry's bytes, served from a file: no network in unit tests
+    served.write_bytes(data)
+    offline = dataclasses.replace(locked, url=served.as_uri())
+    cache = BlobCache(tmp_path / "cache")
+    (item,) = fetch_locked(Lockfile("package-lock.json", 3, (offline,), ()), cache)[0]
+    assert lay_out_offline_cache([cache.path(item.sha256)], tmp_path / "npm-cache") == 1
+    hexdigest = locked.sha512
+    stored = tmp_path / "npm-cache/_cacache/content-v2/sha512" / hexdigest[:2] / hexdigest[2:4] / hexdigest[4:]
+    assert stored.read_bytes() == data
+    served.write_bytes(b"a registry that changed the bytes")
+    with pytest.raises(DigestMismatchError, match="packages/w/node_modules/b"):
+        TarballCache(BlobCache(tmp_path / "other-cache")).get(offline)
