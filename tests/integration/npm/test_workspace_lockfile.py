@@ -2,6 +2,7 @@
 dependency (``packages/w/node_modules/is-number``, another version than the root's) is read, fetched from the
 registry through the fetch cache, checked against its sha512 integrity, and laid out where ``npm ci --offline``
 finds it. No Docker: the host's npm installs from the laid-out store with the network cut off by ``--offline``.
+And the security review's case through the CLI: a git dependency of a workspace is refused by name, exit 2.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import pytest
 from rebuild.fetch.cache import BlobCache
 from rebuild.npm.cache import fetch_locked, lay_out_offline_cache
 from rebuild.npm.lockfile import Lockfile, lockfile_from_tree
-
-pytestmark = [pytest.mark.network]
+from tests.integration.test_pipeline import rebuild
 
 NPM_FLAGS = ("--ignore-scripts", "--no-audit", "--no-fund", "--update-notifier=false")
 
@@ -65,6 +65,7 @@ def npm_ci_offline(root: Path, store: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.network
 def test_a_real_workspace_lockfile_is_fetched_checked_and_installs_offline(monorepo: Path, tmp_path: Path) -> None:
     lockfile = lockfile_from_tree(monorepo)
     assert lockfile is not None and lockfile.version == 3
@@ -99,3 +100,36 @@ def test_a_real_workspace_lockfile_is_fetched_checked_and_installs_offline(monor
     installed = json.loads((monorepo / "packages/w/node_modules/is-number/package.json").read_text())
     assert installed["version"] == "6.0.0"
     assert json.loads((monorepo / "node_modules/is-number/package.json").read_text())["version"] == "7.0.0"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_client")  # `rebuild build` connects to the engine first; nothing is built
+def test_rebuild_build_refuses_a_git_dependency_of_a_workspace(tmp_path: Path) -> None:
+    tree = tmp_path / "mono"
+    tree.mkdir()
+    (tree / "package.json").write_text('{"name": "mono", "version": "1.0.0", "workspaces": ["packages/*"]}')
+    lock = {
+        "name": "mono",
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "mono", "workspaces": ["packages/*"]},
+            "packages/w": {"version": "1.0.0"},
+            "packages/w/node_modules/b": {
+                "version": "1.0.0",
+                "resolved": "git+ssh://evil/x.git",
+                "integrity": "sha1-abc",
+            },
+        },
+    }
+    (tree / "package-lock.json").write_text(json.dumps(lock))
+    for extra in ((), ("--json",)):
+        result = rebuild(
+            "build", str(tree), "--recipe", "npm-ci", "--param", "source_strip=0", "--out", str(tmp_path / "out"),
+            *extra,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert (
+            "error: package-lock.json: packages['packages/w/node_modules/b']: git dependency git+ssh://evil/x.git "
+            "is not allowed" in result.stderr
+        )
+        assert "Traceback" not in result.stderr
