@@ -51,11 +51,24 @@ def parse_bind(value: str) -> Bind:
 def serve_cmd(
     ctx: typer.Context,
     bind: str = typer.Option("127.0.0.1:8080", "--bind", help="HOST:PORT to listen on ([::1]:PORT for IPv6)."),
+    max_connections: int = typer.Option(
+        64,
+        "--max-connections",
+        min=2,
+        max=10_000,
+        help="Open connections at most; past them a request is answered 503 at once.",
+    ),
     db: str | None = DbOpt,
     data_dir: Path | None = DataDirOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Serve the dashboard (HTML pages) and the HTTP API (/api/v1, documented at /api/docs) until stopped."""
+    """Serve the dashboard (HTML pages) and the HTTP API (/api/v1, described by /api/v1/openapi.json) until
+    stopped.
+
+    Binds 127.0.0.1 unless told otherwise. A request must arrive whole within 10 s and an idle connection is
+    closed after 5 s, but anything beyond loopback belongs behind a reverse proxy (TLS, client_header_timeout,
+    per-client connection limits): many slow clients can still take every connection.
+    """
     from rebuild.service.config import ServicePaths
     from rebuild.service.store import Store, redact
     from rebuild.web.serve import serve
@@ -65,5 +78,6 @@ def serve_cmd(
         where = parse_bind(bind)
         paths = ServicePaths.of(db, data_dir)
         store = Store.open(paths.db)
-        show("serve", {"url": where.url, "db": redact(paths.db), "blobs": str(paths.blobs.root)}, as_json)
-        serve(store, paths.blobs, where.host, where.port)
+        show("serve", {"url": where.url, "db": redact(paths.db), "blobs": str(paths.blobs.root),
+                       "max_connections": max_connections}, as_json)  # fmt: skip
+        serve(store, paths.blobs, where.host, where.port, max_connections)

@@ -90,7 +90,7 @@ def show(kind: str, doc: Any, as_json: bool, out: Console | None = None) -> None
                  "revoked": _age(t["revoked_at"])} for t in doc["tokens"]]  # fmt: skip
         console.print(_table(rows, ("id", "name", "scopes", "used", "revoked")))
     elif kind == "serve":
-        console.print(f"serving the dashboard on {esc(doc['url'])} (API at {esc(doc['url'])}api/docs); "
+        console.print(f"serving the dashboard on {esc(doc['url'])} (API at {esc(doc['url'])}api/v1/openapi.json); "
                       f"store {esc(doc['db'])}; Ctrl-C stops")  # fmt: skip
     elif kind == "revoked":
         state = "was already revoked" if doc["already"] else "revoked"

@@ -1,8 +1,10 @@
 """The FastAPI application: the store and blob directory it reads, the pages and the API mounted on it.
 
 Every page carries a strict Content-Security-Policy (no script, no inline style, nothing from elsewhere)
-and ``nosniff``; an error on a page is an HTML page with its status, on the API the framework's JSON; an
-unexpected failure is a plain 500 page that shows no traceback.
+and ``nosniff``, every API answer a stricter one (nothing at all); an error on a page is an HTML page with its
+status, on the API the framework's JSON; an unexpected failure is a plain 500 that shows no traceback. The
+OpenAPI document is served as JSON only: no Swagger or ReDoc page, which would run a third party's script
+on this origin.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from rebuild.web import api, pages
 STATIC = Path(__file__).parent / "static"
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; "
             "frame-ancestors 'none'")  # fmt: skip
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY"}  # fmt: skip
+_API_HEADERS = {**_HEADERS, "Content-Security-Policy": API_CSP}
 
 
 def _is_api(request: Request) -> bool:
@@ -35,7 +39,7 @@ def _is_api(request: Request) -> bool:
 
 def create_app(store: Store, blobs: BlobStore) -> FastAPI:
     """The application over ``store`` (``app.state.store``) and ``blobs`` (``app.state.blobs``)."""
-    app = FastAPI(title="rebuild-verifier", docs_url="/api/docs", openapi_url="/api/v1/openapi.json")
+    app = FastAPI(title="rebuild-verifier", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.store = store
     app.state.blobs = blobs
     app.state.templates = pages.environment()
@@ -46,9 +50,8 @@ def create_app(store: Store, blobs: BlobStore) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        if not _is_api(request):
-            for name, value in _HEADERS.items():
-                response.headers.setdefault(name, value)
+        for name, value in (_API_HEADERS if _is_api(request) else _HEADERS).items():
+            response.headers.setdefault(name, value)  # a blob's own, stricter policy (sandbox) stays
         return response
 
     @app.exception_handler(StarletteHTTPException)
@@ -67,7 +70,8 @@ def create_app(store: Store, blobs: BlobStore) -> FastAPI:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         if _is_api(request):
-            return Response('{"detail":"internal error"}', status_code=500, media_type="application/json")
+            return Response('{"detail":"internal error"}', status_code=500, media_type="application/json",
+                            headers=_API_HEADERS)  # fmt: skip
         return _error_page(request, 500, "internal error: the server's log says more")
 
     return app
