@@ -42,12 +42,16 @@ def attestation_verify(
         None, "--verifier-id", help="Accept only summaries by this verifier (and this tool's policy URI)."
     ),
     max_snapshot_age: str | None = typer.Option(
-        None, "--max-snapshot-age", help="With --from-feed: refuse a tree whose signed snapshot was published longer "
-        "ago than this (e.g. 2d, 12h), even before it expires."
+        None,
+        "--max-snapshot-age",
+        help="With --from-feed: refuse a tree whose signed snapshot was published longer "
+        "ago than this (e.g. 2d, 12h), even before it expires.",
     ),
     feed_state: Path | None = typer.Option(
-        None, "--feed-state", help="With --from-feed: the file remembering the highest snapshot version seen per "
-        "key, to refuse a replayed older one (default: feeds/snapshot-versions.json in the cache directory)."
+        None,
+        "--feed-state",
+        help="With --from-feed: the file remembering the highest snapshot version seen per "
+        "key, to refuse a replayed older one (default: feeds/snapshot-versions.json in the cache directory).",
     ),
     accept: list[str] = typer.Option(
         None,
@@ -72,6 +76,8 @@ def attestation_verify(
             raise InputError("--accept is for an attestation FILE; feeds count PASSED summaries only")
         if file is not None and from_feed:
             raise InputError("give an attestation FILE or --from-feed, not both")
+        if (max_snapshot_age or feed_state) and not from_feed:
+            raise InputError("--max-snapshot-age and --feed-state are for --from-feed")
         if from_feed:
             from rebuild.attest.feed_state import default_state_path
             from rebuild.attest.feeds import verify_feeds

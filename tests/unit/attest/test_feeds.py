@@ -84,10 +84,10 @@ def tree(root: Path, key: PrivateKey, bundles: list[tuple[str, list[bytes], str]
 PUBLISHED, EXPIRES = "2025-01-01T00:00:00Z", "2025-01-08T00:00:00Z"  # NOW is within: the snapshot is current
 
 
-def write_snapshot(root: Path, files: dict[str, str], key: PrivateKey, **fields: Any) -> None:
+def write_snapshot(root: Path, listing: dict[str, str], key: PrivateKey, **fields: Any) -> None:
     """A snapshot as ``rebuild publish`` signs it; ``fields`` replace (or, given as None, drop) its own."""
     doc: dict[str, Any] = {"_type": "https://rebuild-verifier.dev/snapshot/v1", "version": 1,
-                           "published": PUBLISHED, "expires": EXPIRES, "files": files}  # fmt: skip
+                           "published": PUBLISHED, "expires": EXPIRES, "files": listing}  # fmt: skip
     doc.update(fields)
     payload = json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
     (root / "snapshot.json").write_text(dsse.sign(payload, [key], payload_type=feeds.SNAPSHOT_TYPE).to_json())
