@@ -17,11 +17,15 @@ what the feeds hold, and each rebuilder's word is kept with the feed it came thr
 - a trusted key whose latest summary for the artifact (by ``timeVerified``; FAILED wins a tie) is not
   PASSED is a conflict, and the verdict fails even when the threshold is met;
 - a feed that cannot be read, or whose snapshot is not signed by a trusted key, adds nothing: the verdict
-  fails (exit 1, the feed named) only when the threshold is not met without it.
+  fails (exit 1, the feed named) only when the threshold is not met without it;
+- a tree's snapshot must not have expired (``rebuild.attest.snapshot``) nor be older than a version already
+  seen from its key (``rebuild.attest.feed_state``, and the other feeds of the run): an old snapshot,
+  replayed, cannot hide a FAILED published since; an API answer the server says it cut is rejected;
+- of a tree's bundles for the artifact, the newest ``MAX_BUNDLES`` in the listing's order are read.
 
-Over HTTP every read is bounded: http(s) only (no ``file:`` handler exists in the opener), redirects only
-to http(s) and never from https down to http, a size cap per file, a timeout per socket operation and a
-deadline per file.
+Over HTTP every read is bounded (``rebuild.attest.feed_http``): http(s) only, redirects only to http(s),
+never from https down to http nor from a public feed to an internal address, a size cap per file, a
+timeout per socket operation and a wall-clock deadline per request and per feed.
 """
 
 from __future__ import annotations
