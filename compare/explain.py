@@ -26,6 +26,7 @@ CATEGORY = {
     "mtime": "timestamps",
     "gzip-mtime": "timestamps",
     "mode": "permissions",
+    "dos-attributes": "permissions",
     "ownership": "ownership",
     "order": "member order",
     "compression": "compression",

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO
 
 from compare.formats.base import READ_ERRORS, Budget, Unreadable, describe, read_exact
-from compare.formats.gzip import GzipStream, read_header
-from compare.formats.tar import BLOCK, PAX_TYPES, ZERO_BLOCK, parse_pax
+from compare.formats.gzip import FHCRC, GzipStream, read_header
+from compare.formats.tar import BLOCK, PAX_TYPES, ZERO_BLOCK, pax_records
 from compare.formats.zip import CENTRAL, CENTRAL_SIG, EOCD, LOCAL, LOCAL_SIG, _eocd, _zip64
 
 TIME_KEYS = frozenset({"mtime", "atime", "ctime"})  # pax records that are timestamps
 DESCRIPTOR_SIG = b"PK\x07\x08"
 S_IFMT = 0o170000
+S_IFLNK = 0o120000
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class ZipEntry:
     flags: int  # general purpose flags, without the compression-option bits (1, 2)
     file_type: int  # S_IFMT bits of the external attributes (a symlink, a regular file, none)
     local_extra: bytes
+    header_bytes: tuple[int, ...]  # the central directory's 2nd extract-version byte and disk start; local version
+    shape: tuple[str, ...]  # how the local CRC and sizes are given: in the header, zero, zip64; the data descriptor
 
 
 @dataclass
@@ -51,6 +56,8 @@ class Layout:
     trailer: str = ""  # tar: sha256 of the end-of-archive block and all that follows it
     trailer_hidden: bool = False  # tar: something other than zeros follows the end of the archive
     gzip_members: int = 0
+    eocd: bytes = b""  # zip: the end of central directory record, its offset field zeroed
+    links: int = 0  # zip: entries whose external attributes make them symlinks
     compressed: dict[str, str] = field(default_factory=dict)  # sha256 of the compressed bytes: per zip entry, gzip
 
     def tail(self, chunk: bytes, digest: hashlib._Hash) -> None:
@@ -72,17 +79,23 @@ def zip_layout(data: IO[bytes]) -> Layout:
         layout.problems.append(f"zip: {concat} bytes before the first entry")
     if size - (start + cd_size) != EOCD.size + len(comment):
         layout.problems.append("zip: bytes between the central directory and the end of the file (or zip64 records)")
+    else:
+        data.seek(start + cd_size)
+        record = bytearray(data.read(EOCD.size))
+        record[16:20] = bytes(4)  # the central directory's offset: it moves with the compressed sizes
+        layout.eocd = bytes(record)
     data.seek(start)
     cd = data.read(cd_size)
     spans: list[tuple[int, int]] = []
-    at = 0
+    at = entries = 0
     while at < len(cd):
         if len(cd) - at < CENTRAL.size or cd[at : at + 4] != CENTRAL_SIG:
             layout.problems.append(f"zip: the central directory entry at byte {start + at} is not one")
             return layout
         fields = CENTRAL.unpack_from(cd, at)
+        entries += 1
         flags, method, dtime, ddate, crc, csize, usize = fields[5:12]
-        n_name, n_extra, n_comment, _, _, external_attr, offset = fields[12:]
+        n_name, n_extra, n_comment, disk_start, _, external_attr, offset = fields[12:]
         raw_name = cd[at + CENTRAL.size : at + CENTRAL.size + n_name]
         extra = cd[at + CENTRAL.size + n_name : at + CENTRAL.size + n_name + n_extra]
         at += CENTRAL.size + n_name + n_extra + n_comment
@@ -92,15 +105,18 @@ def zip_layout(data: IO[bytes]) -> Layout:
         try:
             if 0xFFFFFFFF in (usize, csize, offset):
                 usize, csize, offset = _zip64(extra, usize, csize, offset)
-            local_extra, begin, end = _local(data, offset, raw_name, flags, method, dtime, ddate, crc, csize, usize)
-            layout.compressed[name] = digest_span(data, begin, csize)
+            local = _local(data, offset, raw_name, flags, method, dtime, ddate, crc, csize, usize)
+            layout.compressed[name] = digest_span(data, local.begin, csize)
         except READ_ERRORS as e:
             layout.problems.append(f"zip: entry {name!r}: {describe(e)}")
             continue
         if name in layout.zip_entries:
             layout.problems.append(f"zip: entry {name!r} appears more than once")
-        layout.zip_entries[name] = ZipEntry(raw_name, flags & ~0x6, (external_attr >> 16) & S_IFMT, local_extra)
-        spans.append((offset, end))
+        file_type = (external_attr >> 16) & S_IFMT
+        layout.links += file_type == S_IFLNK
+        header_bytes = (fields[4], disk_start, local.version)
+        layout.zip_entries[name] = ZipEntry(raw_name, flags & ~0x6, file_type, local.extra, header_bytes, local.shape)
+        spans.append((offset, local.end))
     position = 0
     for begin, end in sorted(spans):
         if begin != position:
@@ -110,6 +126,13 @@ def zip_layout(data: IO[bytes]) -> Layout:
         position = end
     if not layout.problems and position != start:
         layout.problems.append(f"zip: {start - position} bytes lie between the last entry and the central directory")
+    if layout.eocd:
+        _, disk, cd_disk, on_disk, total, *_ = EOCD.unpack(layout.eocd)
+        if (disk, cd_disk) != (0, 0) or on_disk != total or total != entries:
+            layout.problems.append(
+                f"zip: the end of central directory record says {on_disk} of {total} entries on disk {disk} "
+                f"(directory on disk {cd_disk}); the central directory holds {entries}"
+            )
     return layout
 
 
@@ -117,6 +140,15 @@ def _zip_name(raw: bytes, flags: int) -> str:
     """The name as ``compare.formats.zip`` reads it (up to a NUL; UTF-8 when flagged, else cp437)."""
     cut = raw.split(b"\x00", 1)[0]
     return cut.decode("utf-8", "surrogateescape") if flags & 0x800 else cut.decode("cp437")
+
+
+@dataclass(frozen=True)
+class _Local:
+    extra: bytes
+    begin: int  # where the entry's data begins
+    end: int  # where the entry ends (after its data descriptor)
+    version: int  # the local header's version needed to extract (both bytes)
+    shape: tuple[str, ...]
 
 
 def _local(
@@ -130,34 +162,49 @@ def _local(
     crc: int,
     csize: int,
     usize: int,
-) -> tuple[bytes, int, int]:
-    """The local header's extra field, where the entry's data begins and where the entry ends.
+) -> _Local:
+    """The local header and data descriptor of an entry, which must agree with the central directory.
 
-    The local header must agree with the central directory.
+    The local CRC and sizes are the central directory's, or (with a data descriptor, flag bit 3) zero; sizes
+    may be the zip64 marker. A data descriptor holds exactly the central directory's CRC and sizes.
 
     Raises:
-        Unreadable: no local header, or one that names or describes the entry otherwise.
+        Unreadable: no local header, or one (or a descriptor) that names or describes the entry otherwise.
     """
     data.seek(offset)
     head = data.read(LOCAL.size)
     if len(head) < LOCAL.size or head[:4] != LOCAL_SIG:
         raise Unreadable(f"no local header at byte {offset}")
-    _, _, _, l_flags, l_method, l_time, l_date, l_crc, l_csize, l_usize, n_name, n_extra = LOCAL.unpack(head)
+    _, v_low, v_high, l_flags, l_method, l_time, l_date, l_crc, l_csize, l_usize, n_name, n_extra = LOCAL.unpack(head)
     if data.read(n_name) != raw_name:
         raise Unreadable("its local header names another file")
     if (l_flags, l_method, l_time, l_date) != (flags, method, dtime, ddate):
         raise Unreadable("its local header's flags, method or time differ from the central directory's")
+    local = (l_crc, l_csize, l_usize)
+    if local == (crc, csize, usize):
+        shape = ["in the local header"]
+    elif flags & 0x8 and local == (0, 0, 0):
+        shape = ["zero in the local header"]
+    elif 0xFFFFFFFF in (l_csize, l_usize) and l_crc in (crc, 0):
+        shape = [f"zip64 in the local header (CRC {'given' if l_crc else 'zero'})"]
+    else:
+        raise Unreadable(f"its local header's CRC or sizes {local} differ from the central directory's")
+    begin = offset + LOCAL.size + n_name + n_extra
     descriptor = 0
     if flags & 0x8:  # sizes and CRC follow the data, in a descriptor (signature optional; zip64 sizes: 8 bytes)
         wide = 0xFFFFFFFF in (l_csize, l_usize) or csize > 0xFFFFFFFF or usize > 0xFFFFFFFF
-        data.seek(offset + LOCAL.size + n_name + n_extra + csize)
-        descriptor = (4 + 16 if wide else 4 + 8) + (4 if data.read(4) == DESCRIPTOR_SIG else 0)
-    elif (l_crc, l_csize, l_usize) != (crc, csize, usize) and 0xFFFFFFFF not in (l_csize, l_usize):
-        raise Unreadable("its local header's CRC or sizes differ from the central directory's")
+        data.seek(begin + csize)
+        signed = data.read(4) == DESCRIPTOR_SIG
+        if not signed:
+            data.seek(begin + csize)
+        body = data.read(20 if wide else 12)
+        if len(body) < (20 if wide else 12) or struct.unpack("<LQQ" if wide else "<LLL", body) != (crc, csize, usize):
+            raise Unreadable("its data descriptor's CRC or sizes differ from the central directory's")
+        descriptor = len(body) + (4 if signed else 0)
+        shape.append(f"data descriptor{' with signature' if signed else ''}{', zip64' if wide else ''}")
     data.seek(offset + LOCAL.size + n_name)
     local_extra = read_exact(data, n_extra)
-    begin = offset + LOCAL.size + n_name + n_extra
-    return local_extra, begin, begin + csize + descriptor
+    return _Local(local_extra, begin, begin + csize + descriptor, v_low | v_high << 8, tuple(shape))
 
 
 def digest_span(data: IO[bytes], begin: int, length: int | None) -> str:
@@ -192,13 +239,21 @@ def gzip_tar_layout(data: IO[bytes], budget: Budget, tar: bool) -> Layout:
     except READ_ERRORS as e:
         layout.problems.append(f"gzip: {describe(e)}")
     layout.gzip_members = stream.members
+    size = data.seek(0, io.SEEK_END)
     try:
         data.seek(0)
-        layout.compressed["(gzip stream)"] = digest_span(data, read_header(data, budget.max_header_field).length, None)
+        header = read_header(data, budget.max_header_field)
+        layout.compressed["(gzip stream)"] = digest_span(data, header.length, None)
+        data.seek(0)
+        raw = data.read(header.length)
+        if header.flags & FHCRC and int.from_bytes(raw[-2:], "little") != zlib.crc32(raw[:-2]) & 0xFFFF:
+            layout.problems.append("gzip: the header's CRC does not match the header")
     except READ_ERRORS as e:
         layout.problems.append(f"gzip: {describe(e)}")
     if stream.members != 1:
         layout.problems.append(f"gzip: {stream.members} members (one was expected)")
+    elif not layout.problems and size != stream.end:
+        layout.problems.append(f"gzip: {size - stream.end} bytes after the gzip stream (at byte {stream.end})")
     return layout
 
 
@@ -250,10 +305,14 @@ def _walk_tar(stream: IO[bytes], layout: Layout, budget: Budget) -> bytes:
             raw = read_exact(stream, padded)
             if len(raw) < padded:
                 raise Unreadable("the archive ends inside a pax header")
-            kept = sorted((k, v) for k, v in parse_pax(raw[:size]).items() if k not in TIME_KEYS)
-            if kept or raw[size:].strip(b"\x00"):
+            records, parsed = pax_records(raw[:size])
+            kept = [(k, v) for k, v in records if k not in TIME_KEYS]
+            if len({k for k, _ in kept}) == len(kept):
+                kept.sort()  # each key once: their order does not matter (a repeated key's does: the last wins)
+            hidden = raw[parsed:].rstrip(b"\x00")  # after a NUL (no reader of records looks), and the padding
+            if kept or hidden:
                 record.update(_normal(block, pax=True) + repr(kept).encode("utf-8", "surrogateescape"))
-                record.update(raw[size:])  # padding: compared as is
+                record.update(b"hidden:" + hidden)
             continue
         record.update(_normal(block, pax=False))
         if block[156:157] in (b"1", b"2", b"3", b"4", b"5", b"6"):
@@ -295,6 +354,13 @@ def compare_layouts(a: Layout, b: Layout, side_names: tuple[str, str]) -> list[s
             problems.append(f"zip entry {name!r}: file type {ea.file_type:#o} -> {eb.file_type:#o}")
         if ea.local_extra != eb.local_extra:
             problems.append(f"zip entry {name!r}: local header extra field differs")
+        if ea.header_bytes != eb.header_bytes:
+            what = f"({ea.header_bytes} -> {eb.header_bytes})"
+            problems.append(f"zip entry {name!r}: version or disk fields differ {what}")
+        if ea.shape != eb.shape:
+            problems.append(f"zip entry {name!r}: CRC and sizes given otherwise ({ea.shape} -> {eb.shape})")
+    if a.eocd != b.eocd:
+        problems.append("zip: the end of central directory record differs (entry counts, disk numbers or comment)")
     if a.records != b.records:
         problems.append("tar: headers or data differ beyond mode and mtime (normalized records differ)")
     if a.trailer != b.trailer and (a.trailer_hidden or b.trailer_hidden):

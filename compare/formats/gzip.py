@@ -118,6 +118,7 @@ class GzipStream(io.RawIOBase):
         self.crc = self.size = 0
         self.done = False
         self.members = 0
+        self.end = 0  # where the last complete member (its trailer) ends in the file
 
     def readable(self) -> bool:
         return True
@@ -172,6 +173,7 @@ class GzipStream(io.RawIOBase):
         self.f.seek(self.f.tell() - len(self.d.unused_data))
         trailer = self.f.read(8)
         self.d = None
+        self.end = self.f.tell()
         if len(trailer) < 8:
             raise Unreadable(f"gzip member {self.members}: truncated (the CRC and size trailer is missing)")
         crc, isize = struct.unpack("<II", trailer)

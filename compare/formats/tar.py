@@ -146,7 +146,18 @@ def parse_pax(data: bytes) -> dict[str, str]:
     Raises:
         Unreadable: a record without a length, with a wrong length, or without '='.
     """
-    records: dict[str, str] = {}
+    return dict(pax_records(data)[0])
+
+
+def pax_records(data: bytes) -> tuple[list[tuple[str, str]], int]:
+    """Every record in order (a key may repeat: ``parse_pax`` keeps the last) and where they end.
+
+    Reading stops at a NUL: what follows it is not read by this reader (nor by ``tarfile``).
+
+    Raises:
+        Unreadable: as ``parse_pax``.
+    """
+    records: list[tuple[str, str]] = []
     at = 0
     while at < len(data) and data[at] != 0:
         space = data.find(b" ", at, at + 21)
@@ -160,9 +171,9 @@ def parse_pax(data: bytes) -> dict[str, str]:
         if eq < 0:
             raise Unreadable(f"tar pax header: the record at byte {at} has no '='")
         key = data[space + 1 : eq].decode("utf-8", "surrogateescape")
-        records[key] = data[eq + 1 : end - 1].decode("utf-8", "surrogateescape")
+        records.append((key, data[eq + 1 : end - 1].decode("utf-8", "surrogateescape")))
         at = end
-    return records
+    return records, at
 
 
 class _Reader:

@@ -206,6 +206,7 @@ def read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> N
                 (dtime & 0x1F) * 2,
             ),
             "mode": (external_attr >> 16) & 0o7777,
+            "dos-attributes": external_attr & 0xFFFF,
             "compression": (method, csize, flags & 0x6),
             "zip-metadata": (
                 extra.hex(),
@@ -214,18 +215,22 @@ def read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> N
                 extract_version,
                 entry_comment.hex(),
                 internal_attr,
-                external_attr & 0xFFFF,
             ),
         }
-        if name.endswith("/"):
-            archive.members.append(Member(name, "dir", None, None, meta))
-            continue
         try:
             if 0xFFFFFFFF in (usize, csize, offset):
                 usize, csize, offset = _zip64(extra, usize, csize, offset)
                 meta["compression"] = (method, csize, flags & 0x6)
         except Unreadable as e:
-            add_file(archive, name, meta, Content(usize, None, None, str(e)))
+            if name.endswith("/"):
+                archive.fail(f"directory entry {name!r}: {e}")
+                archive.members.append(Member(name, "dir", None, None, meta))
+            else:
+                add_file(archive, name, meta, Content(usize, None, None, str(e)))
+            continue
+        if name.endswith("/"):
+            _directory(data, archive, name, raw_name, concat + offset, flags, method, csize, crc, usize)
+            archive.members.append(Member(name, "dir", None, None, meta))
             continue
         if budget.expanded + usize > budget.max_expanded_bytes:
             archive.note(
@@ -243,6 +248,38 @@ def read_zip(data: IO[bytes], archive: Archive, budget: Budget, depth: int) -> N
         spans.append((concat + offset, data_end, name))
         add_file(archive, name, meta, hash_member(stream, budget, keep))
     _overlaps(archive, spans)
+
+
+def _directory(
+    data: IO[bytes],
+    archive: Archive,
+    name: str,
+    raw_name: bytes,
+    pos: int,
+    flags: int,
+    method: int,
+    csize: int,
+    crc: int,
+    usize: int,
+) -> None:
+    """A directory entry holds no data; bytes in one are extracted by some tools (``zipfile.read('d/')``).
+
+    An empty compressed stream (a deflated directory: 2 bytes that inflate to nothing) is no data; anything
+    else marks the archive as not all read, so that it is never called identical or content-equivalent.
+    """
+    if usize == 0 and csize == 0:
+        return
+    why = f"it declares {usize} bytes of data" if usize else ""
+    if not why:
+        try:
+            stream, _ = _open(data, archive, name, raw_name, pos, flags, method, csize, crc, usize)
+            extra = stream.read(1)
+        except READ_ERRORS as e:
+            why = f"its {csize} bytes of data cannot be read: {describe(e)}"
+        else:
+            why = "it holds data" if extra else ""
+    if why:
+        archive.fail(f"directory entry {name!r} is not empty: {why} (other tools extract it)")
 
 
 def _open(
