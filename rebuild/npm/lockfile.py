@@ -28,12 +28,12 @@ import posixpath
 import re
 import tarfile
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from rebuild.errors import InputError
+from rebuild.npm.workspaces import Directories
 from rebuild.untrusted import load_json, printable
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
@@ -42,14 +42,11 @@ MAX_LOCKFILE_BYTES = 32 << 20  # the lockfiles of large monorepos are a few MiB
 MAX_ENTRIES = 20_000
 MAX_NESTING = 32  # node_modules/a/node_modules/b/...: real trees nest a handful deep
 MAX_KEY = 1024
-MAX_WORKSPACE_PATTERNS = 1000
-MAX_BRACE_EXPANSION = 64  # packages/{a,b}/*: each pattern expands to at most this many
 # npm's package name rules (validate-npm-package-name): lowercase for new packages, but old ones keep capitals
 _NAME = r"(?:@[a-z0-9][a-z0-9._~-]{0,213}/)?[A-Za-z0-9][A-Za-z0-9._~-]{0,213}"
 NAME = re.compile(rf"^{_NAME}$")
 SEMVER = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 _KEY = re.compile(rf"^node_modules/{_NAME}(?:/node_modules/{_NAME})*$")  # after the directory it is under
-_BRACES = re.compile(r"\{([^{}]*)\}")
 _LOCAL = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9._@+~-]*(/[A-Za-z0-9_@][A-Za-z0-9._@+~-]*)*$")
 _TARBALL_PATH = re.compile(rf"^/(?P<name>{_NAME})/-/(?P<file>[A-Za-z0-9][A-Za-z0-9._~+-]{{0,255}}\.tgz)$")
 _SRI_SHA512 = re.compile(r"^sha512-([A-Za-z0-9+/]{86}==)(\?[\x21-\x7e]*)?$")
@@ -117,17 +114,17 @@ def parse_lockfile(data: bytes, what: str = "package-lock.json", registry: str =
         raise _refuse(what, "it has no 'packages' object")
     if len(packages) > MAX_ENTRIES:
         raise _refuse(what, f"{len(packages)} entries in 'packages' is more than the limit of {MAX_ENTRIES}")
-    workspaces = _workspace_patterns(packages.get(""), f"{what}: packages['']")
     link_targets = set()  # each is checked as a path inside the source with its link below
     for entry in packages.values():
         target = entry.get("resolved") if isinstance(entry, dict) and entry.get("link") is True else None
         if isinstance(target, str):
             link_targets.add(target.removeprefix("file:"))
+    directories = Directories(packages.get(""), link_targets, f"{what}: packages['']")
 
     def directory(path: str, where: str) -> None:
         """A directory of the source the lockfile may describe: a workspace, or a link's target."""
         _check_local_path(path, where)
-        if path not in link_targets and not _named_by(workspaces, path):
+        if not directories.named(path, where):
             raise _refuse(
                 where,
                 f"directory {printable(path, 200)} is neither a workspace the root's 'workspaces' names "
@@ -161,75 +158,6 @@ def parse_lockfile(data: bytes, what: str = "package-lock.json", registry: str =
         else:
             tarballs.setdefault(locked.sha512, locked)
     return Lockfile(what, version, tuple(tarballs.values()), tuple(local))
-
-
-def _workspace_patterns(root: object, where: str) -> tuple[tuple[bool, tuple[str, ...]], ...]:
-    """The root's ``workspaces`` (a list of globs, or ``{"packages": [...]}``) as (negated, segments), in order.
-
-    Raises:
-        InputError: ``workspaces`` is not a list of globs, or is too long.
-    """
-    patterns = root.get("workspaces") if isinstance(root, dict) else None
-    if isinstance(patterns, dict):
-        patterns = patterns.get("packages")
-    if patterns is None:
-        return ()
-    if (
-        not isinstance(patterns, list)
-        or len(patterns) > MAX_WORKSPACE_PATTERNS
-        or not all(isinstance(p, str) and 0 < len(p) <= MAX_KEY for p in patterns)
-    ):
-        raise _refuse(where, f"'workspaces' is not a list of at most {MAX_WORKSPACE_PATTERNS} globs")
-    out = []
-    for pattern in patterns:
-        negated = pattern.startswith("!")
-        for expanded in _expand_braces(pattern.removeprefix("!"), where):
-            segments = tuple(s for s in expanded.split("/") if s not in ("", "."))
-            if segments:
-                out.append((negated, segments))
-    return tuple(out)
-
-
-def _expand_braces(pattern: str, where: str) -> list[str]:
-    """``a/{b,c}/*`` as ``a/b/*`` and ``a/c/*`` (the glob npm uses expands braces), capped."""
-    done: list[str] = []
-    todo = [pattern]
-    while todo:
-        item = todo.pop()
-        match = _BRACES.search(item)
-        if match is None:
-            done.append(item)
-        else:
-            todo.extend(item[: match.start()] + alt + item[match.end() :] for alt in match.group(1).split(","))
-        if len(done) + len(todo) > MAX_BRACE_EXPANSION:
-            raise _refuse(where, f"a 'workspaces' glob expands to more than {MAX_BRACE_EXPANSION} patterns")
-    return done
-
-
-def _named_by(patterns: tuple[tuple[bool, tuple[str, ...]], ...], path: str) -> bool:
-    """Whether the last of the globs that match ``path`` includes it (``!glob`` excludes, as npm reads them)."""
-    named = False
-    for negated, pattern in patterns:
-        if _glob(pattern, tuple(path.split("/"))):
-            named = not negated
-    return named
-
-
-def _glob(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
-    """Segment-wise glob match: ``**`` is any number of segments, other segments are fnmatch patterns.
-
-    Dynamic programming over (pattern segment, path prefix), so hostile ``**/**/**...`` is linear, not exponential.
-    """
-    reach = [True] + [False] * len(path)  # reach[j]: the pattern so far matches path[:j]
-    for segment in pattern:
-        if segment == "**":
-            seen = False
-            for j, ok in enumerate(reach):
-                seen = seen or ok
-                reach[j] = seen
-        else:
-            reach = [False] + [reach[j] and fnmatchcase(path[j], segment) for j in range(len(path))]
-    return reach[-1]
 
 
 def _check_local_path(path: str, where: str) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from rebuild.errors import EXIT_USAGE, InputError
-from rebuild.npm.lockfile import MAX_BRACE_EXPANSION, parse_lockfile
+from rebuild.npm.lockfile import parse_lockfile
+from rebuild.npm.workspaces import MAX_BRACE_EXPANSION, MAX_MATCH_STEPS, MAX_PATTERNS, glob_match
 
 REGISTRY = "https://registry.npmjs.org/"
 
@@ -162,12 +163,13 @@ def test_hostile_workspace_entries_are_refused_naming_the_key(packages: dict[str
         ("packages/*", "'workspaces' is not a list"),
         ([1], "'workspaces' is not a list"),
         ([""], "'workspaces' is not a list"),
-        (["x"] * 1001, "'workspaces' is not a list of at most 1000 globs"),
+        (["x"] * (MAX_PATTERNS + 1), f"'workspaces' is not a list of at most {MAX_PATTERNS} globs"),
+        (["{" + ",".join("abcdefghijklmnopqrstuvwxyz") + "}"] * 40, f"expands to more than {MAX_PATTERNS} globs"),
         ({"packages": "packages/*"}, "'workspaces' is not a list"),
         (["{a,b}" * 10], f"expands to more than {MAX_BRACE_EXPANSION} patterns"),
         (["{" + ",".join(["a"] * 500) + "}"], f"expands to more than {MAX_BRACE_EXPANSION} patterns"),
     ],
-    ids=["text", "not-text", "empty", "too-many", "object-with-text", "brace-bomb", "wide-braces"],
+    ids=["text", "not-text", "empty", "too-many", "too-many-expanded", "object-with-text", "brace-bomb", "wide-braces"],
 )
 def test_a_hostile_workspaces_field_is_refused(workspaces: object, problem: str) -> None:
     with pytest.raises(InputError) as e:
@@ -199,3 +201,40 @@ def test_the_reviewers_script_case_is_refused() -> None:
     ).encode()
     with pytest.raises(InputError, match=r"packages\['packages/w/node_modules/b'\]"):
         parse_lockfile(data)
+
+
+def test_the_work_of_matching_globs_is_capped() -> None:
+    """200 globs of 300 segments against a path 60 deep: ~3.7 million comparisons, refused by count, not by clock."""
+    deep = "/".join(["d"] * 60)
+    globs = ["*/" * 300] * 200 + ["**"]
+    with pytest.raises(InputError) as e:
+        parse_lockfile(monorepo({deep: {"version": "1.0.0"}}, globs))
+    assert e.value.exit_code == EXIT_USAGE
+    assert f"packages[{deep!r}]" in e.value.message and f"more than {MAX_MATCH_STEPS} steps" in e.value.message
+
+
+def test_a_workspace_with_many_dependencies_is_matched_once() -> None:
+    """The answer per directory is kept: 5,000 dependencies of one workspace cost one match, within the cap."""
+    globs = [*(["*/" * 300] * 100), "**"]  # ~1.8 million comparisons for one path 60 deep: just under the cap
+    deep = "/".join(["d"] * 59) + "/w"
+    packages = {f"{deep}/node_modules/p{i}": dep(f"p{i}") for i in range(5000)}
+    parsed = parse_lockfile(monorepo(packages, globs))
+    assert len(parsed.tarballs) == 5000
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("packages/*", "packages/w", True),
+        ("packages/*", "packages/w/x", False),
+        ("packages/*", "packages", False),
+        ("packages/**", "packages", True),  # ** is zero or more segments
+        ("**/w", "a/b/c/w", True),
+        ("a/**/b/**/c", "a/x/b/y/z/c", True),
+        ("a/**/b/**/c", "a/x/c", False),
+        ("p?ck*/[!x]", "packages/w", True),
+        ("p?ck*/[!x]", "packages/x", False),
+    ],
+)
+def test_glob_match(pattern: str, path: str, expected: bool) -> None:
+    assert glob_match(tuple(pattern.split("/")), tuple(path.split("/"))) is expected
