@@ -75,24 +75,18 @@ def internal(host: str) -> bool:
     return not ip.is_global
 
 
-def resolves_internal(host: str) -> bool:
-    """Whether a feed's own host is internal (an address, or a name that resolves to one): then its redirects
-    may lead to internal addresses too (a mirror on the same network)."""
-    if internal(host):
-        return True
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return False
-    return any(internal(str(info[4][0])) for info in infos)
-
-
 class _Request:
     """The sockets of one request (duplicates, so that TLS wrapping leaves them usable), to shut when the
-    deadline passes; and the address policy each new connection must meet."""
+    deadline passes; and the address policy each new connection must meet.
 
-    def __init__(self, feed_host: str, private_ok: bool, until: float, timeout_s: float) -> None:
-        self.feed_host, self.private_ok, self.until, self.timeout_s = feed_host, private_ok, until, timeout_s
+    ``private_ok``: may a redirect reach an internal address? Given (a test), or decided by the address the
+    connection to the feed's own host reached (a literal address or a name alike, no second lookup), or,
+    through a proxy, by the feed's host as written.
+    """
+
+    def __init__(self, feed_host: str, private_ok: bool | None, until: float, timeout_s: float) -> None:
+        self.feed_host, self.until, self.timeout_s = feed_host.lower(), until, timeout_s
+        self.private_ok = internal(feed_host) if private_ok is None and _proxied() else private_ok
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.expired = False
@@ -102,7 +96,10 @@ class _Request:
         sock = socket.create_connection(address, remaining, source_address)
         try:
             peer = str(sock.getpeername()[0])
-            if address[0] != self.feed_host and not self.private_ok and not _proxied() and internal(peer):
+            if address[0].lower() == self.feed_host:
+                if self.private_ok is None:
+                    self.private_ok = internal(peer)
+            elif not self.private_ok and not _proxied() and internal(peer):
                 raise ConnectionRefusedError(f"{printable(address[0], 200)} is the internal address {peer}: "
                                              "refused (a redirect from a feed that is not internal)")  # fmt: skip
             with self.lock:
@@ -174,7 +171,7 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
             raise FetchError(f"{printable(req.full_url, 300)} redirects to {printable(newurl, 300)}: refused "
                              "(only to http(s), never from https to http)")  # fmt: skip
         host = new.hostname or ""
-        if host != self.request.feed_host and not self.request.private_ok and internal(host):
+        if host.lower() != self.request.feed_host and not self.request.private_ok and internal(host):
             raise FetchError(f"{printable(req.full_url, 300)} redirects to {printable(newurl, 300)}: refused "
                              "(an internal address, from a feed that is not internal)")  # fmt: skip
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -190,11 +187,12 @@ def _opener(request: _Request) -> urllib.request.OpenerDirector:
 
 @dataclass(frozen=True)
 class HttpSource:
-    """A feed's files under ``base`` (ends with "/"); ``private_ok`` when the feed's own host is internal."""
+    """A feed's files under ``base`` (ends with "/"); ``private_ok``: may redirects reach internal addresses
+    (None: when the feed's own host is internal, see ``_Request``)."""
 
     base: str
     limits: Limits = Limits()
-    private_ok: bool = False
+    private_ok: bool | None = None
     started: float = field(default_factory=time.monotonic)
 
     def read(self, rel: str, limit: int, query: str = "") -> bytes:

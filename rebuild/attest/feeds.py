@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from rebuild.attest import dsse
 from rebuild.attest.envelopes import LoadedEnvelope, parse_envelopes
-from rebuild.attest.feed_http import HttpSource, Limits, NotFound, Truncated, resolves_internal
+from rebuild.attest.feed_http import HttpSource, Limits, NotFound, Truncated
 from rebuild.attest.feed_state import load_state, save_state
 from rebuild.attest.keys import PublicKey
 from rebuild.attest.policy import ACCEPTED, STAGES, Policy, check_envelope
@@ -139,13 +139,11 @@ class DirectorySource:
 
 def source_for(feed: Feed, limits: Limits = Limits(), private_ok: bool | None = None) -> Source:
     """How to read a feed. Over http(s), redirects may reach internal addresses only when the feed's own host
-    is internal (``private_ok``: looked up unless given)."""
+    is internal (``private_ok``: None decides by the address its connection reaches)."""
     if feed.kind == "directory":
         return DirectorySource(Path(feed.source))
     url = urlsplit(feed.source)
     base = url._replace(path=url.path.rstrip("/") + "/", query="", fragment="").geturl()
-    if private_ok is None:
-        private_ok = resolves_internal(url.hostname or "")
     return HttpSource(base, limits, private_ok)
 
 
