@@ -10,7 +10,11 @@ so that nothing that counts PASSED summaries can mistake it for one.
 The statement is written strictly, and read strictly: ``parse_claim`` refuses
 unknown fields, unknown kinds, a "content" kind, duplicate members, a
 difference about an unlisted member, oversized lists and malformed digests;
-a claim that does not parse is never counted.
+a claim that does not parse is never counted. The reader holds a claim to the
+rules its writer follows, so that a claim signed by an older or another
+writer is not counted for what this version refuses: two members that
+extract to the same path, an order difference in an archive with links, a
+mode difference beyond the read/write bits (``compare.extraction``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compare.equivalence import FORMATS, KINDS, LABELS, MAX_DIFFERENCES, MAX_MEMBERS, MEMBER_TYPES, Equivalence
+from compare.extraction import dos_change, extraction_key, mode_change
 from rebuild import __version__
 from rebuild.attest import uris
 from rebuild.attest.statements import ResourceRef, Subject, now_rfc3339, statement
@@ -30,7 +35,8 @@ from rebuild.untrusted import parse_rfc3339, printable
 RESULT = "CONTENT_EQUIVALENT"
 FIELDS = {  # the field a difference was read from -> the only kind it may be
     "mtime": "timestamp", "gzip-mtime": "timestamp", "pax": "timestamp", "mode": "permissions",
-    "compression": "compression", "gzip-level": "compression", "compressed-data": "compression", "order": "order",
+    "dos-attributes": "permissions", "compression": "compression", "gzip-level": "compression",
+    "compressed-data": "compression", "order": "order",
 }  # fmt: skip
 MAX_PATH = 4096
 MAX_VALUE = 200
@@ -167,7 +173,7 @@ def _parse(predicate: object) -> Claim:
     fmt = p["format"]
     if fmt not in FORMATS:
         raise _Bad(f"format {printable(repr(fmt), 80)} is not one of {', '.join(FORMATS)}")
-    paths = _members(_list(p["members"], "members", MAX_MEMBERS))
+    paths = _members(_list(p["members"], "members", MAX_MEMBERS), fmt)
     kinds_seen = _differences(_list(p["differences"], "differences", MAX_DIFFERENCES), paths)
     kinds = _list(p["metadataKinds"], "metadataKinds", len(KINDS))
     expected = [k for k in KINDS if k in kinds_seen]
@@ -183,16 +189,24 @@ def _parse(predicate: object) -> Claim:
                  len(p["differences"]))  # fmt: skip
 
 
-def _members(members: list[Any]) -> set[str]:
+def _members(members: list[Any], fmt: str) -> dict[str, str]:
+    """Path -> type of every listed member; no path twice, and no two paths that extract to the same one."""
     if not members:
         raise _Bad("members is empty (a claim names every member's content)")
-    paths: set[str] = set()
+    paths: dict[str, str] = {}
+    keys: dict[str, str] = {}
     for i, m in enumerate(members):
         entry = _object(m, f"members[{i}]", {"path", "type", "digest", "size"}, frozenset({"digest", "size"}))
         path = _text(entry["path"], f"members[{i}].path", MAX_PATH)
         if path in paths:
             raise _Bad(f"members[{i}].path {printable(repr(path), 200)} is listed twice")
-        paths.add(path)
+        key = extraction_key(path, fmt)
+        if key in keys:
+            raise _Bad(
+                f"members[{i}].path {printable(repr(path), 200)} extracts to the same path as "
+                f"{printable(repr(keys[key]), 200)}"
+            )
+        paths[path], keys[key] = str(entry["type"]), path
         if entry["type"] not in MEMBER_TYPES:
             raise _Bad(f"members[{i}].type {printable(repr(entry['type']), 80)} is not one of {MEMBER_TYPES}")
         if (entry["type"] == "dir") == ("digest" in entry):
@@ -205,7 +219,13 @@ def _members(members: list[Any]) -> set[str]:
     return paths
 
 
-def _differences(differences: list[Any], paths: set[str]) -> set[str]:
+def _mode(value: str, where: str) -> int:
+    if not value.isdigit() or len(value) > 12:
+        raise _Bad(f"{where} {printable(repr(value), 80)} is not a mode (a decimal number)")
+    return int(value)
+
+
+def _differences(differences: list[Any], paths: dict[str, str]) -> set[str]:
     kinds: set[str] = set()
     for i, d in enumerate(differences):
         entry = _object(d, f"differences[{i}]", {"kind", "member", "field", "published", "rebuilt"})
@@ -222,7 +242,18 @@ def _differences(differences: list[Any], paths: set[str]) -> set[str]:
                 f"differences[{i}].field {printable(repr(entry['field']), 80)} is not a field of kind "
                 f"{entry['kind']} ({', '.join(f for f, k in FIELDS.items() if k == entry['kind'])})"
             )
-        _text(entry["published"], f"differences[{i}].published", MAX_VALUE, allow_empty=True)
-        _text(entry["rebuilt"], f"differences[{i}].rebuilt", MAX_VALUE, allow_empty=True)
+        published = _text(entry["published"], f"differences[{i}].published", MAX_VALUE, allow_empty=True)
+        rebuilt = _text(entry["rebuilt"], f"differences[{i}].rebuilt", MAX_VALUE, allow_empty=True)
+        if entry["field"] in ("mode", "dos-attributes"):
+            changed = mode_change if entry["field"] == "mode" else dos_change
+            if changed(_mode(published, f"differences[{i}].published"), _mode(rebuilt, f"differences[{i}].rebuilt")):
+                raise _Bad(
+                    f"differences[{i}]: {entry['field']} {printable(published, 20)} -> {printable(rebuilt, 20)} "
+                    "changes more than the read/write bits (not a permissions difference)"
+                )
+        if entry["kind"] == "order" and (links := [p for p, t in paths.items() if t in ("symlink", "hardlink")]):
+            raise _Bad(
+                f"differences[{i}]: an order difference in an archive with links ({printable(repr(links[0]), 200)})"
+            )
         kinds.add(entry["kind"])
     return kinds

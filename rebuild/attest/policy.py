@@ -22,7 +22,10 @@ Decisions:
   content-equivalent``), after the same signature, subject, verifier and
   time checks and a strict reading of its predicate; what counted is then
   labelled "content-equivalent (metadata differs: ...)". Not accepted, it
-  is named in the verdict, so a consumer knows it exists.
+  is named in the verdict, so a consumer knows it exists. A claim carries
+  no ``verifiedLevels``, so it can meet no level a consumer asks for:
+  ``accept`` together with ``required_levels`` other than the default is
+  refused (the policy would be asking for levels a claim cannot show).
 
 Every envelope is checked in the same order (``STAGES``) and the verdict
 names the check that failed furthest along, with the values it saw.
@@ -109,6 +112,13 @@ class Policy:
                 f"--accept {printable(', '.join(map(str, self.accept)), 200)}: only {', '.join(ACCEPTABLE)} may be "
                 "accepted",
                 "--accept content-equivalent counts content-equivalence claims (never as bit for bit)",
+            )
+        if self.accept and levels != DEFAULT_LEVELS:
+            raise InputError(
+                f"--accept {', '.join(self.accept)} cannot be combined with --require-level "
+                f"{printable(', '.join(levels), 200)}: a content-equivalence claim carries no verified level",
+                "drop --require-level to count claims beside bit-for-bit summaries, or drop --accept to require "
+                "those levels",
             )
         object.__setattr__(self, "accept", tuple(self.accept))
         object.__setattr__(self, "keys", keys)

@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from compare.equivalence import equivalence_streams
-from rebuild.attest import dsse
+from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import write_jsonl
 from rebuild.attest.equivalence import content_equivalence_statement
 from rebuild.attest.keys import load_private_key
@@ -23,6 +23,7 @@ from rebuild.render.text import TextRenderer
 
 PUBLISHED, REBUILT = "ab" * 32, "cd" * 32
 LABEL = "content-equivalent (metadata differs: timestamps)"
+DEVIATIONS = uris.LEVEL_REPRODUCED_WITH_DEVIATIONS
 runner = CliRunner()
 
 
@@ -94,8 +95,9 @@ def test_accepted_a_claim_about_another_artifact_still_fails(bundle: tuple[Path,
     [
         (["--accept", "bit-for-bit-ish"], "only content-equivalent may be accepted"),
         (["--accept", "content-equivalent", "--from-feed", "/nonexistent"], "--accept is for an attestation FILE"),
+        (["--accept", "content-equivalent", "--require-level", DEVIATIONS], "cannot be combined with --require-level"),
     ],
-    ids=["unknown-claim", "with-feeds"],
+    ids=["unknown-claim", "with-feeds", "with-a-required-level"],
 )
 def test_bad_accept_exits_2(bundle: tuple[Path, Path], extra: list[str], message: str) -> None:
     args = ["attestation", "verify", "--key", str(bundle[1]), "--digest", f"sha256:{PUBLISHED}", *extra]

@@ -144,7 +144,28 @@ def _huge(p: dict[str, Any]) -> None:
     p["members"] = [{"path": f"m{i}", "type": "dir"} for i in range(MAX_MEMBERS + 1)]
 
 
+def _mode(published: str, rebuilt: str, field: str = "mode") -> Callable[[dict[str, Any]], None]:
+    return _set("differences.0", {"kind": "permissions", "member": "pkg/__init__.py", "field": field,
+                                  "published": published, "rebuilt": rebuilt})  # fmt: skip
+
+
+def _alias(p: dict[str, Any]) -> None:
+    p["members"].append({**p["members"][0], "path": "./PKG/__init__.py"})
+
+
+def _order_with_a_link(p: dict[str, Any]) -> None:
+    p["members"][1] = {"path": p["members"][1]["path"], "type": "symlink", "digest": {"sha256": "ef" * 32}}
+    p["differences"][0] = {"kind": "order", "member": None, "field": "order", "published": "0: 'a'",
+                           "rebuilt": "0: 'b'"}  # fmt: skip
+
+
 HOSTILE: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("mode-execute-bit", _mode("420", "493"), "changes more than the read/write bits"),
+    ("mode-setuid", _mode("493", "2541"), "changes more than the read/write bits"),
+    ("mode-not-a-number", _mode("0o644", "0o664"), "is not a mode"),
+    ("dos-directory-bit", _mode("0", "16", "dos-attributes"), "changes more than the read/write bits"),
+    ("members-that-extract-to-one-path", _alias, "extracts to the same path as 'pkg/__init__.py'"),
+    ("order-with-a-link", _order_with_a_link, "an order difference in an archive with links"),
     ("lists-a-content-difference", _content_difference, "never lists a content difference"),
     ("unknown-kind", _set("differences.0.kind", "ownership"), "not a metadata kind"),
     ("kind-of-another-field", _set("differences.0.field", "mode"), "not a field of kind timestamp"),
@@ -246,6 +267,23 @@ def test_a_claim_is_not_a_summary_and_a_summary_is_not_a_claim() -> None:
     vsa["predicateType"] = uris.CONTENT_EQUIVALENCE_V1
     as_claim = verify_attestations([signed(vsa)], policy(CONTENT_EQUIVALENT), NOW)
     assert not as_claim.passed and "content-equivalence predicate" in as_claim.message
+
+
+def test_a_read_write_mode_difference_is_still_read_as_permissions() -> None:
+    doc = claim_doc()
+    _mode("420", "436")(doc["predicate"])  # 0644 -> 0664
+    doc["predicate"]["metadataKinds"] = ["timestamp", "permissions"]
+    claim = parse_claim(doc["predicate"], "test")
+    assert claim.label == "content-equivalent (metadata differs: timestamps, permissions)"
+
+
+def test_accept_with_a_required_level_is_refused() -> None:
+    """A claim carries no verifiedLevels: a policy that asks for levels cannot be met by one."""
+    with pytest.raises(InputError, match="cannot be combined with --require-level"):
+        Policy((public(ALICE),), "sha256", PUBLISHED, required_levels=(uris.LEVEL_REPRODUCED_WITH_DEVIATIONS,),
+               accept=(CONTENT_EQUIVALENT,))  # fmt: skip
+    levels = (uris.LEVEL_REPRODUCED_WITH_DEVIATIONS,)
+    assert Policy((public(ALICE),), "sha256", PUBLISHED, required_levels=levels).required_levels == levels
 
 
 def test_accept_names_only_what_exists() -> None:
