@@ -113,13 +113,13 @@ def parse_snapshot(payload: bytes, what: str, now: datetime, max_age: timedelta 
         doc = load_json(payload, f"{what}'s payload")
     except InputError as e:
         raise VerificationError(e.message) from None
+    expires_text, published_text = dig(doc, "expires"), dig(doc, "published")
+    if expires_text is None:  # as every snapshot written before they expired
+        raise VerificationError(f"{what} has no expiry ('expires'): refused, it could be replayed for ever",
+                                "publish the tree again with this version of rebuild")  # fmt: skip
     version = dig(doc, "version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise VerificationError(f"{what} has no version (a positive integer): {printable(repr(version), 60)}",
-                                "publish the tree again with this version of rebuild")  # fmt: skip
-    expires_text, published_text = dig(doc, "expires"), dig(doc, "published")
-    if expires_text is None:
-        raise VerificationError(f"{what} has no expiry ('expires'): refused, it could be replayed for ever",
                                 "publish the tree again with this version of rebuild")  # fmt: skip
     expires = parse_rfc3339(expires_text) if isinstance(expires_text, str) else None
     published = parse_rfc3339(published_text) if isinstance(published_text, str) else None
