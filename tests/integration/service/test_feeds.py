@@ -12,7 +12,9 @@ each service's API (``rebuild serve``).
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -172,3 +174,25 @@ def test_each_rebuilders_api_as_a_feed(rebuilders: dict[str, Any]) -> None:
         assert [f["kind"] for f in json.loads(r.stdout)["feeds"]] == ["api", "api"]
         r = verify([f"{url_a}/api/v1", f"{url_b}/api/v1", f"{url_c}/api/v1"], [a.key, b.key, c.key], wheel, 2)
         assert r.returncode == 1 and f"{url_c}/api/v1: key " in one_line(r.stderr) and "said FAILED" in r.stderr
+
+
+def test_a_replayed_older_tree_is_refused_after_a_newer_one_was_read(rebuilders: dict[str, Any],
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    """Each ``publish`` signs a higher snapshot version with an expiry; a reader who read the newer tree refuses
+    the older one a mirror replays (the state file), and says which versions."""
+    a, b, wheel = rebuilders["a"], rebuilders["b"], rebuilders["wheel"]
+    old = tmp_path / "mirror-of-a"
+    shutil.copytree(a.tree, old)
+    before = json.loads(base64.b64decode(json.loads((a.tree / "snapshot.json").read_text())["payload"]))
+    published = service(a.data, "publish", "--out", str(a.tree), "--valid-for", "2d")
+    after = json.loads(base64.b64decode(json.loads((a.tree / "snapshot.json").read_text())["payload"]))
+    assert published["snapshot"] == str(a.tree / "snapshot.json")
+    assert after["version"] == before["version"] + 1 and after["expires"] > after["published"]
+    state = str(tmp_path / "state.json")
+    r = verify([a.tree, b.tree], [a.key, b.key], wheel, 2, "--feed-state", state, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["feeds"][0]["snapshotVersion"] == after["version"]
+    r = verify([old, b.tree], [a.key, b.key], wheel, 2, "--feed-state", state)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert (f"snapshot.json is version {before['version']}, older than version {after['version']} already seen"
+            in one_line(r.stderr)), r.stderr  # fmt: skip
