@@ -105,7 +105,7 @@ def parse_lockfile(data: bytes, what: str = "package-lock.json", registry: str =
     if not isinstance(doc, dict):
         raise _refuse(what, "it is not a JSON object")
     version = doc.get("lockfileVersion")
-    if isinstance(version, bool) or version not in (2, 3):
+    if type(version) is not int or version not in (2, 3):  # not 3.0, not true
         raise _refuse(
             what, f"lockfileVersion {printable(repr(version), 40)} is not 2 or 3 (npm 7 and later write those)"
         )

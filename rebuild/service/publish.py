@@ -36,7 +36,7 @@ from sqlalchemy import select
 from rebuild.attest import dsse, uris
 from rebuild.attest.envelopes import parse_envelopes
 from rebuild.attest.keys import PublicKey, Signer
-from rebuild.attest.snapshot import DEFAULT_VALID_FOR, SNAPSHOT_TYPE, parse_snapshot, snapshot_payload
+from rebuild.attest.snapshot import DEFAULT_VALID_FOR, SNAPSHOT_TYPE, parse_snapshot, safe_path, snapshot_payload
 from rebuild.attest.statements import parse_statement
 from rebuild.errors import InputError, KeyLoadError, PlanError, VerificationError
 from rebuild.service.blobs import BlobStore
@@ -290,8 +290,11 @@ def verify_snapshot(out: Path, keys: Sequence[PublicKey], now: datetime | None =
         raise VerificationError("snapshot.json is not signed by a trusted key")
     snapshot = parse_snapshot(verified.payload, "snapshot.json", now or datetime.now(UTC))
     for rel, sha256 in snapshot.files.items():
-        path = out / rel
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        try:
+            path = out / safe_path(rel, "snapshot.json")  # a listed name never leaves the tree
+        except InputError as e:
+            raise VerificationError(e.message) from e
+        if path.is_symlink() or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             raise VerificationError(f"{rel} is missing or not the file the snapshot lists")
     return {"files": len(snapshot.files), "keyid": verified.signers[0].keyid, "version": snapshot.version,
             "expires": snapshot.expires.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip

@@ -138,12 +138,13 @@ def test_hostile_entries_are_refused_by_name(packages: dict[str, Any], problem: 
     [
         (b'{"lockfileVersion": 1, "dependencies": {}}', "lockfileVersion 1 is not 2 or 3"),
         (b'{"lockfileVersion": true, "packages": {}}', "lockfileVersion True is not 2 or 3"),
+        (b'{"lockfileVersion": 3.0, "packages": {}}', "lockfileVersion 3.0 is not 2 or 3"),
         (b'{"lockfileVersion": 3}', "no 'packages' object"),
         (b"[]", "not a JSON object"),
         (b'{"lockfileVersion": 3, "packages": {}, "packages": {}}', "duplicate key"),
         (b"{" * 100 + b"}" * 100, ""),
     ],
-    ids=["v1", "bool-version", "no-packages", "array", "duplicate-key", "deep"],
+    ids=["v1", "bool-version", "float-version", "no-packages", "array", "duplicate-key", "deep"],
 )
 def test_malformed_lockfiles_are_refused(doc: bytes, problem: str) -> None:
     with pytest.raises(InputError) as e:

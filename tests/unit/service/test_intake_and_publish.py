@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from rebuild.attest import statements
 from rebuild.attest.dsse import sign as dsse_sign
 from rebuild.attest.keys import generate, load_public_key, write_keypair
+from rebuild.attest.snapshot import SNAPSHOT_TYPE, snapshot_payload
 from rebuild.attest.statements import ResourceRef, Subject
 from rebuild.errors import InputError, ProvenanceError, VerificationError
 from rebuild.service import jobs
@@ -109,6 +112,15 @@ def test_sign_and_publish_a_tree(service: tuple[Store, ServicePaths], tmp_path: 
         verify_snapshot(out, [load_public_key(tmp_path / "other.pub")])
     (out / "changes.jsonl").write_text("")
     with pytest.raises(VerificationError, match=r"changes\.jsonl"):
+        verify_snapshot(out, [public])
+    # a signed listing naming a file outside the tree is refused, never read
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"secret")
+    listing = snapshot_payload({"../outside": hashlib.sha256(b"secret").hexdigest()}, signer.keyid, 9,
+                               datetime.now(UTC).replace(microsecond=0), timedelta(days=1))  # fmt: skip
+    envelope = dsse_sign(json.dumps(listing).encode(), [signer], payload_type=SNAPSHOT_TYPE)
+    (out / "snapshot.json").write_text(envelope.to_json())
+    with pytest.raises(VerificationError, match="not a safe relative path"):
         verify_snapshot(out, [public])
     assert store.retry([failed_key]) == [failed_key]
     hist = history(store, "/r/pkg-2.0.tar.gz.intoto.jsonl")
