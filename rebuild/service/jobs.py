@@ -84,7 +84,7 @@ def decide(outcome: str, earlier: Sequence[str], policy: RetryPolicy) -> Decisio
         return Decision(REPRODUCED, reason="reproduced on the re-check" if recheck else "reproduced")
     if outcome == NOT_REPRODUCED:
         if NOT_REPRODUCED in earlier:
-            return Decision(NOT_REPRODUCED, reason="not reproduced twice, on different workers where there were")
+            return Decision(NOT_REPRODUCED, reason="not reproduced twice (re-checked on another worker if any)")
         return Decision(None, other_worker=True, reason="not reproduced: re-checked once on another worker")
     if outcome in (FAILED_VERIFICATION, BAD_INPUT):
         return Decision(outcome, reason="final: retrying cannot change it")
