@@ -10,6 +10,7 @@ machine that signs (``publish``) needs the private key.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from rebuild.service.store import Store, make_engine, migrate, redact
 VERIFIER_VERSION = f"rebuild-verifier {__version__}"
 DEFAULT_LEASE_SECONDS = 60.0
 CONTENT_EQUIVALENCE = "content_equivalence"  # the setting: "true" (the default) or "false"
+SERVICE_ID = "service_id"  # made once by init: labels this service's sandbox containers on a shared engine
+
+
+def service_id_of(settings: dict[str, str]) -> str:
+    """Which service a container belongs to: its own id, or (a store made before the id) its key's id."""
+    return settings.get(SERVICE_ID) or settings.get("keyid", "") or "unnamed"
 
 
 def content_equivalence_of(settings: dict[str, str]) -> bool:
@@ -111,6 +118,8 @@ def init_service(
     if not settings or content_equivalence is not None:
         store.put_settings({CONTENT_EQUIVALENCE: "false" if content_equivalence is False else "true"})
     store.put_settings({"keyid": keyid})
+    if SERVICE_ID not in settings:
+        store.put_settings({SERVICE_ID: uuid.uuid4().hex})
     settings = store.settings()
     store.close()
     return {

@@ -37,6 +37,7 @@ from rebuild.verify import Verifier
 
 MAX_EQUIVALENCE = 2000  # characters of the equivalence label kept in the store
 WORKER_LABEL = "dev.rebuild-verifier.service.worker"
+SERVICE_LABEL = "dev.rebuild-verifier.service.id"  # one service's containers, never another's
 ATTEMPT_LABEL = "dev.rebuild-verifier.service.attempt"
 
 
@@ -62,6 +63,7 @@ class JobSettings:
     diffoscope: bool = True
     verifier_id: str = uris.VERIFIER_ID
     content_equivalence: bool = True  # the store's setting (``config.content_equivalence_of``)
+    service_id: str = ""  # the store's (``config.service_id_of``): whose containers a reaper may remove
 
 
 class _LabelledContainers:
@@ -100,7 +102,8 @@ def job_engine(settings: JobSettings, claim: Claim) -> Backends:
     from rebuild.fetch.cache import BlobCache
 
     client = connect()
-    labelled = LabelledClient(client, {WORKER_LABEL: claim.worker, ATTEMPT_LABEL: str(claim.attempt_id)})
+    labels = {WORKER_LABEL: claim.worker, ATTEMPT_LABEL: str(claim.attempt_id), SERVICE_LABEL: settings.service_id}
+    labelled = LabelledClient(client, labels)
     return Backends(
         DockerSandbox(labelled), ImageBuilder(client, settings.cache_dir), BlobCache(settings.cache_dir),
         settings.limits, {}, settings.max_input_bytes,
@@ -188,13 +191,16 @@ def _store_files(out_dir: Path, blobs: BlobStore) -> dict[str, Any]:
     return fields
 
 
-def reap_containers(client: Any, live_workers: set[str], only_worker: str | None = None) -> list[str]:
-    """Remove sandbox containers left by workers that are no longer alive (or all of ``only_worker``'s)."""
+def reap_containers(client: Any, service_id: str, live_workers: set[str], only_worker: str | None = None) -> list[str]:
+    """Remove this service's sandbox containers left by workers that are no longer alive (or all of
+    ``only_worker``'s). Another service's on the same engine are never touched: its workers are not ours.
+    """
     from docker.errors import DockerException
 
     removed: list[str] = []
+    mine = {"label": [LABEL, WORKER_LABEL, f"{SERVICE_LABEL}={service_id}"]}
     try:
-        found = client.containers.list(all=True, filters={"label": [LABEL, WORKER_LABEL]}, ignore_removed=True)
+        found = client.containers.list(all=True, filters=mine, ignore_removed=True)
     except DockerException:
         return removed
     for container in found:

@@ -27,7 +27,7 @@ from typing import Any
 from rebuild.build.sandbox import Limits
 from rebuild.recipes import RecipeBook
 from rebuild.service import broker, jobs
-from rebuild.service.config import ServicePaths, content_equivalence_of
+from rebuild.service.config import ServicePaths, content_equivalence_of, service_id_of
 from rebuild.service.runner import JobSettings, job_engine, reap_containers, run_claim
 from rebuild.service.store import Claim, Store, pending_for
 
@@ -76,6 +76,7 @@ class WorkerConfig:
             diffoscope=self.diffoscope,
             verifier_id=settings.get("verifier_id", JobSettings.verifier_id),
             content_equivalence=content_equivalence_of(settings),
+            service_id=service_id_of(settings),
         )
 
 
@@ -203,12 +204,14 @@ class StoreWorker:
         for claim in held:
             self.store.finish(claim, jobs.INTERRUPTED, {"detail": "the worker was stopped"})
         if self.docker is not None:
-            reap_containers(self.docker, set(), only_worker=self.config.name)
+            reap_containers(self.docker, service_id_of(self.store.settings()), set(), only_worker=self.config.name)
         self.store.stop_worker(self.config.name)
 
     def _reap_dead(self) -> None:
         if self.docker is not None:
-            for name in reap_containers(self.docker, set(self.store.live_workers())):
+            for name in reap_containers(
+                self.docker, service_id_of(self.store.settings()), set(self.store.live_workers())
+            ):
                 self.progress("reap", f"removed container {name} of a worker that is gone")
 
 
@@ -259,7 +262,7 @@ def _rq_slot(config: WorkerConfig) -> dict[str, Any]:
 
     def reap() -> None:
         if docker is not None:
-            reap_containers(docker, set(store.live_workers()))
+            reap_containers(docker, service_id_of(store.settings()), set(store.live_workers()))
 
     store.register_worker(config.name, socket.gethostname(), os.getpid(), "rq", config.tags, 1)
     recipe_book(config.recipes)  # read here, once: each work horse is a fork of this process

@@ -34,12 +34,16 @@ def need(what: str) -> None:
 
 
 @pytest.fixture()
-def no_leftover_service_containers(docker_client: Any) -> Iterator[None]:
-    """No sandbox container of a service worker outlives the test (each carries its worker's label)."""
+def no_leftover_service_containers(docker_client: Any, session_label: str) -> Iterator[None]:
+    """No sandbox container of a service worker of this run outlives the test (each carries its worker's label
+    and the run's session label; another run's, or another pytest-xdist process's, are not ours to judge).
+    """
+    from rebuild.build.sandbox import SESSION_LABEL
     from rebuild.service.runner import WORKER_LABEL
 
     yield
-    left = docker_client.containers.list(all=True, filters={"label": WORKER_LABEL}, ignore_removed=True)
+    mine = {"label": [WORKER_LABEL, f"{SESSION_LABEL}={session_label}"]}
+    left = docker_client.containers.list(all=True, filters=mine, ignore_removed=True)
     assert left == [], f"service containers left behind: {[c.name for c in left]}"
 
 
