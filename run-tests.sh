@@ -6,4 +6,6 @@ cd "$(dirname "$0")"
 ./setup.sh
 .venv/bin/ruff check -q rebuild compare tests benchmarks
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Two processes (pytest-xdist), each test file on one of them: most integration tests wait on Docker or a
+# registry, so this halves the run on two cores. REBUILD_TEST_JOBS=0 runs everything in this process.
+exec .venv/bin/python -m pytest -n "${REBUILD_TEST_JOBS:-2}" --dist loadfile "$@"
