@@ -26,10 +26,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 
 from rebuild.errors import EnvironmentFailure, Error, InputError
-from rebuild.service.blobs import BlobStore
-from rebuild.service.store import Store
 from rebuild.service.tokens import Holder, check
-from rebuild.web import api_reads
+from rebuild.web import api_reads, state
 from rebuild.web.api_models import (
     AttemptOut,
     ChangesPage,
@@ -88,16 +86,6 @@ router = APIRouter(route_class=CappedRoute, tags=["api"])
 _bearer = HTTPBearer(auto_error=False, description="A token from `rebuild token create --scope queue`.")
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def _blobs(request: Request) -> BlobStore:
-    blobs: BlobStore = request.app.state.blobs
-    return blobs
-
-
 @contextmanager
 def _answers() -> Iterator[None]:
     """The project's errors as HTTP answers: bad input 400, the store not answering 503."""
@@ -124,7 +112,7 @@ def require_queue(
         raise HTTPException(401, "a bearer token is required (rebuild token create --scope queue)",
                             {"WWW-Authenticate": challenge})  # fmt: skip
     with _answers():
-        holder = check(_store(request), credentials.credentials)
+        holder = check(state.store(request), credentials.credentials)
     if holder is None:
         raise HTTPException(401, "the token is unknown or revoked",
                             {"WWW-Authenticate": challenge + ', error="invalid_token"'})  # fmt: skip
@@ -145,7 +133,7 @@ def list_targets(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> dict[str, Any]:
     with _answers():
-        return api_reads.targets(_store(request), ecosystem, name, limit, offset)
+        return api_reads.targets(state.store(request), ecosystem, name, limit, offset)
 
 
 @router.get(
@@ -154,7 +142,7 @@ def list_targets(
 )  # fmt: skip
 def get_release(request: Request, ecosystem: Segment, name: Segment, version: Segment) -> dict[str, Any]:
     with _answers():
-        found = api_reads.release(_store(request), ecosystem, name, version)
+        found = api_reads.release(state.store(request), ecosystem, name, version)
     if found is None:
         raise _missing(f"release {ecosystem}/{name}/{version}")
     return found
@@ -163,7 +151,7 @@ def get_release(request: Request, ecosystem: Segment, name: Segment, version: Se
 @router.get("/attempts/{attempt_id}", response_model=AttemptOut, responses=_NOT_FOUND, summary="One attempt")
 def get_attempt(request: Request, attempt_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> dict[str, Any]:
     with _answers():
-        found = api_reads.attempt(_store(request), attempt_id)
+        found = api_reads.attempt(state.store(request), attempt_id)
     if found is None:
         raise _missing(f"attempt {attempt_id}")
     return found
@@ -174,7 +162,7 @@ def get_attempt(request: Request, attempt_id: Annotated[int, PathParam(ge=1, le=
     response_class=Response, summary="A log, report, statement or rebuilt file, by its sha256",
 )  # fmt: skip
 def get_blob(request: Request, sha256: Hex64) -> Response:
-    path = _blobs(request).path(sha256)
+    path = state.blobs(request).path(sha256)
     if not path.is_file() or path.is_symlink():
         raise _missing(f"blob {sha256}")
     digest, text, decoder = hashlib.sha256(), True, codecs.getincrementaldecoder("utf-8")()
@@ -201,7 +189,7 @@ def _decodes(decoder: codecs.IncrementalDecoder, data: bytes, final: bool) -> bo
 @router.get("/stats", response_model=StatsOut, summary="Releases per ecosystem by category, and the rate")
 def get_stats(request: Request) -> dict[str, Any]:
     with _answers():
-        return api_reads.stats(_store(request))
+        return api_reads.stats(state.store(request))
 
 
 @router.get("/changes", response_model=ChangesPage, summary="The change feed: final verdicts and signed bundles")
@@ -211,7 +199,7 @@ def get_changes(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     with _answers():
-        return api_reads.changes(_store(request), since, limit)
+        return api_reads.changes(state.store(request), since, limit)
 
 
 @router.get("/verify", response_model=VerifyOut, responses={**_NOT_FOUND, 400: {"model": Problem}},
@@ -219,7 +207,7 @@ def get_changes(
 def get_verify(request: Request, purl: Annotated[str, Query(min_length=5, max_length=512)]) -> dict[str, Any]:
     with _answers():
         parsed = parse_purl(purl)
-        found = api_reads.verify(_store(request), parsed)
+        found = api_reads.verify(state.store(request), parsed)
     if found is None:
         raise _missing(str(parsed))
     return found
@@ -236,11 +224,11 @@ def get_attestations(
     ``MAX_BUNDLES`` newest plus each signing key's newest; ``X-Rebuild-Truncated: true`` when any was left out
     (a reader must not take the answer as complete). 404 when this rebuilder signed nothing about the digest."""
     with _answers():
-        names, truncated = api_reads.bundles_for_digest(_store(request), sha256, MAX_BUNDLES)
+        names, truncated = api_reads.bundles_for_digest(state.store(request), sha256, MAX_BUNDLES)
         if not names:
             raise _missing(f"an attestation about sha256:{sha256}")
         try:
-            bundles = [_blobs(request).read_bytes(name) for name in names]
+            bundles = [state.blobs(request).read_bytes(name) for name in names]
         except InputError as e:
             raise HTTPException(503, e.message) from e
     body = b"".join(b if b.endswith(b"\n") else b + b"\n" for b in bundles)
@@ -276,7 +264,7 @@ def post_queue(request: Request, body: QueueIn, holder: Annotated[Holder, Depend
 
     with _answers():
         wanted = read_targets([body.target], None)
-        (row,) = add_targets(_store(request), wanted, parse_tags(body.tags), _resolver(request))
+        (row,) = add_targets(state.store(request), wanted, parse_tags(body.tags), _resolver(request))
     return row
 
 
@@ -289,7 +277,7 @@ def post_retry(request: Request, body: RetryIn, holder: Annotated[Holder, Depend
     bad = [ref for ref in body.jobs if not (_JOB_REF.fullmatch(ref) or _API_TARGET.fullmatch(ref))]
     if bad:
         raise HTTPException(422, f"{bad[0][:80]!r} is not a job key (8+ hex digits) or a pinned target")
-    store = _store(request)
+    store = state.store(request)
     try:
         keys = resolve_keys(store, body.jobs)
     except InputError as e:  # none named (404), or a prefix of several keys (400: it retries nothing)

@@ -22,8 +22,7 @@ from markupsafe import Markup
 
 from rebuild.errors import InputError
 from rebuild.service.blobs import BlobStore
-from rebuild.service.store import Store
-from rebuild.web import charts, details, queries, reports
+from rebuild.web import charts, details, queries, reports, state
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_NAME = 256
@@ -72,16 +71,6 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
     return HTMLResponse(env.get_template(template).render(**context), status_code=status)
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def _blobs(request: Request) -> BlobStore:
-    blobs: BlobStore = request.app.state.blobs
-    return blobs
-
-
 def _only(request: Request, *allowed: str) -> None:
     """Raises: HTTPException: a query parameter the page does not take (400)."""
     unknown = sorted(set(request.query_params) - set(allowed))
@@ -92,14 +81,14 @@ def _only(request: Request, *allowed: str) -> None:
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request) -> HTMLResponse:
     _only(request)
-    view = queries.overview(_store(request))
+    view = queries.overview(state.store(request))
     return _render(request, "overview.html", view=view, chart=Markup(charts.trend_svg(view.trend)))
 
 
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(request: Request) -> HTMLResponse:
     _only(request)
-    return _render(request, "queue.html", view=queries.queue(_store(request)), now=time.time())
+    return _render(request, "queue.html", view=queries.queue(state.store(request)), now=time.time())
 
 
 @router.get("/packages/{ecosystem}/{name:path}", response_class=HTMLResponse)
@@ -107,7 +96,7 @@ def package_page(request: Request, ecosystem: str, name: str) -> HTMLResponse:
     _only(request)
     if len(ecosystem) > 32 or len(name) > MAX_NAME:
         raise HTTPException(404, "no such package")
-    releases = queries.package(_store(request), ecosystem, name)
+    releases = queries.package(state.store(request), ecosystem, name)
     if not releases:
         raise HTTPException(404, "no such package in the store")
     return _render(request, "package.html", ecosystem=ecosystem, name=name, releases=releases)
@@ -116,7 +105,7 @@ def package_page(request: Request, ecosystem: str, name: str) -> HTMLResponse:
 @router.get("/releases/{target_id}", response_class=HTMLResponse)
 def release_page(request: Request, target_id: Id) -> HTMLResponse:
     _only(request)
-    view = details.release(_store(request), target_id)
+    view = details.release(state.store(request), target_id)
     if view is None:
         raise HTTPException(404, "no such release in the store")
     explained: dict[int, list[reports.ArtifactExplanation]] = {}
@@ -125,7 +114,7 @@ def release_page(request: Request, target_id: Id) -> HTMLResponse:
         with_report = next((a for a in job.attempts if a.compare_blob), None)
         if with_report is not None and with_report.compare_blob is not None:
             try:
-                explained[with_report.id] = reports.explanation(_blobs(request), with_report.compare_blob)
+                explained[with_report.id] = reports.explanation(state.blobs(request), with_report.compare_blob)
             except InputError as e:
                 problems[with_report.id] = e.message
     digests = {a.id: (reports.digests(a.artifacts, "published digests"), reports.digests(a.rebuilt_blobs, "rebuilt"))
@@ -137,14 +126,14 @@ def release_page(request: Request, target_id: Id) -> HTMLResponse:
 @router.get("/attempts/{attempt_id}/log", response_class=HTMLResponse)
 def log_page(request: Request, attempt_id: Id, page: int = Query(1, ge=1, le=10_000_000)) -> HTMLResponse:
     _only(request, "page")
-    found = details.attempt(_store(request), attempt_id)
+    found = details.attempt(state.store(request), attempt_id)
     if found is None:
         raise HTTPException(404, "no such attempt")
     attempt, target_id, target = found
     if attempt.log_blob is None:
         raise HTTPException(404, "this attempt kept no build log")
     try:
-        shown = reports.log_page(_blobs(request), attempt.log_blob, page)
+        shown = reports.log_page(state.blobs(request), attempt.log_blob, page)
     except InputError as e:
         raise HTTPException(404, e.message) from None
     if shown is None:
@@ -157,23 +146,24 @@ def attempt_file(request: Request, attempt_id: Id, file: str) -> Response:
     _only(request)
     if file not in FILES:
         raise HTTPException(404, "no such file")
-    found = details.attempt(_store(request), attempt_id)
+    found = details.attempt(state.store(request), attempt_id)
     if found is None:
         raise HTTPException(404, "no such attempt")
     column, media_type = FILES[file]
     digest = getattr(found[0], column)
     if not isinstance(digest, str):
         raise HTTPException(404, f"this attempt kept no {file}")
-    return _blob_response(_blobs(request), digest, media_type, f"attempt-{attempt_id}-{file}")
+    return _blob_response(state.blobs(request), digest, media_type, f"attempt-{attempt_id}-{file}")
 
 
 @router.get("/attestations/{attestation_id}/bundle.intoto.jsonl")
 def attestation_file(request: Request, attestation_id: Id) -> Response:
     _only(request)
-    digest = details.attestation_blob(_store(request), attestation_id)
+    digest = details.attestation_blob(state.store(request), attestation_id)
     if digest is None:
         raise HTTPException(404, "no such attestation")
-    return _blob_response(_blobs(request), digest, "application/jsonl", f"attestation-{attestation_id}.intoto.jsonl")
+    name = f"attestation-{attestation_id}.intoto.jsonl"
+    return _blob_response(state.blobs(request), digest, "application/jsonl", name)
 
 
 def _blob_response(blobs: BlobStore, digest: str, media_type: str, filename: str) -> Response:
