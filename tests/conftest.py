@@ -78,6 +78,18 @@ def no_leftover_containers(docker_client: Any, session_label: str) -> Iterator[N
     assert left == [], f"sandbox containers left behind: {[c.name for c in left]}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_url_opener() -> Iterator[None]:
+    """urllib builds its global opener, proxies included, at the first urlopen of a process: a test that ran
+    the CLI with a dead proxy in its environment (the fuzz tests keep documents offline that way) must not
+    leave that opener to the tests after it in the same process (pytest-xdist runs several files in one).
+    """
+    import urllib.request
+
+    yield
+    urllib.request.install_opener(None)  # type: ignore[arg-type]  # None: the next urlopen builds a fresh one
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _vectors_present() -> None:
     assert VECTORS.is_dir(), f"test vectors missing at {VECTORS}"
