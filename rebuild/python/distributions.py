@@ -18,6 +18,7 @@ import re
 import tarfile
 import tomllib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,11 +163,12 @@ def read_wheel(path: Path) -> WheelFacts:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             wheel_files = [i for i in infos if i.filename.endswith(".dist-info/WHEEL") and i.filename.count("/") == 1]
-            text = zf.read(wheel_files[0]).decode("utf-8", "replace") if wheel_files else ""
+            with zf.open(wheel_files[0]) if wheel_files else io.BytesIO() as f:
+                text = f.read(MAX_METADATA).decode("utf-8", "replace")  # never the whole of a hostile member
             metadata = [i for i in infos if i.filename.endswith(".dist-info/METADATA") and i.filename.count("/") == 1]
             with zf.open(metadata[0]) if metadata else io.BytesIO() as f:
                 metadata_text = f.read(MAX_METADATA).decode("utf-8", "replace")
-    except (OSError, zipfile.BadZipFile, KeyError) as e:
+    except (OSError, zipfile.BadZipFile, KeyError, zlib.error, EOFError) as e:
         raise InputError(f"{path.name} is not a readable wheel: {e}") from e
     generator = ""
     for line in text.splitlines():
@@ -202,12 +204,12 @@ def read_sdist(path: Path) -> SdistFacts:
             text = None
             if pyproject is not None and pyproject.isfile():
                 handle = tf.extractfile(pyproject)
-                text = handle.read().decode("utf-8", "replace") if handle else None
+                text = handle.read(MAX_METADATA).decode("utf-8", "replace") if handle else None
             pkg_info_text = ""
             if pkg_info is not None and pkg_info.isfile():
                 handle = tf.extractfile(pkg_info)
                 pkg_info_text = handle.read(MAX_METADATA).decode("utf-8", "replace") if handle else ""
-    except (OSError, tarfile.TarError, EOFError) as e:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
         raise InputError(f"{path.name} is not a readable sdist: {e}") from e
     return SdistFacts(
         top,

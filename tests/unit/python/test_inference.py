@@ -189,3 +189,39 @@ def test_release_selection_and_its_refusals(tmp_path: Path) -> None:
     assert parse_target("pypi:Demo==1.0") == ("Demo", "1.0") and parse_target("pypi:demo") == ("demo", None)
     with pytest.raises(InputError):
         parse_target("pypi:demo>=1")
+
+
+def test_a_wheel_or_sdist_member_that_inflates_hugely_is_read_only_up_to_the_cap(tmp_path: Path) -> None:
+    """A deflate bomb in WHEEL or pyproject.toml: read up to MAX_METADATA, never inflated whole into memory."""
+    import tracemalloc
+
+    bomb = b"Generator: hatchling 1.0\n" + b" " * (64 << 20)  # 64 MiB, a few dozen KiB deflated
+    wheel = tmp_path / "bomb-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb-1.0.dist-info/WHEEL", bomb)
+    sdist = tmp_path / "bomb-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        info = tarfile.TarInfo("bomb-1.0/pyproject.toml")
+        info.size = len(bomb)
+        tf.addfile(info, io.BytesIO(bomb))
+    tracemalloc.start()
+    try:
+        assert dist.read_wheel(wheel).generator == "hatchling 1.0"
+        with pytest.raises(InputError):  # the capped text is not valid TOML: named, not a traceback
+            dist.read_sdist(sdist)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB: the member was inflated whole"
+
+
+def test_a_wheel_whose_deflate_stream_is_broken_is_named_not_a_traceback(tmp_path: Path) -> None:
+    wheel = tmp_path / "broken-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("broken-1.0.dist-info/WHEEL", b"Generator: hatchling 1.0\n" * 200)
+    raw = bytearray(wheel.read_bytes())
+    start = raw.index(b"broken-1.0.dist-info/WHEEL") + len(b"broken-1.0.dist-info/WHEEL")
+    raw[start + 4 : start + 12] = b"\xff" * 8  # garbage inside the compressed data
+    wheel.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="not a readable wheel"):
+        dist.read_wheel(wheel)
