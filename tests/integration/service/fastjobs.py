@@ -36,11 +36,21 @@ def fast_release(
     directory: Path, n: int, image_digest: str, command: str = "true", published: bytes | None = None
 ) -> Path:
     """A release of ``data-N.txt`` with its provenance; ``published`` other bytes makes it not reproduce."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"data-{n}.txt"
     content = f"release {n}\n".encode()
+    return copied_release(directory, f"data-{n}.txt", content, image_digest, command, published, f"fast-{n}")
+
+
+def copied_release(
+    directory: Path, name: str, content: bytes, image_digest: str, command: str = "true",
+    published: bytes | None = None, stem: str | None = None,
+) -> Path:
+    """A release of ``name``, which its source tarball holds as ``content`` and the `command` recipe copies
+    out; the published file is ``published`` (default: ``content``, so it reproduces). Returns the signed
+    provenance's path (``STEM-source.tar`` beside it).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
     source = tarball({name: content})
-    source_name = f"fast-{n}-source.tar"
+    source_name = f"{stem or name}-source.tar"
     (directory / source_name).write_bytes(source)
     artifact = published if published is not None else content
     (directory / name).write_bytes(artifact)

@@ -17,7 +17,6 @@ import subprocess
 import tarfile
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +24,8 @@ from typing import Any
 
 import pytest
 
-from compare.digest import sha256_bytes
-from rebuild.attest import statements
-from rebuild.attest.dsse import sign
-from rebuild.attest.envelopes import write_jsonl
-from rebuild.plan import Environment, Output, Source
-from rebuild.recipes import RecipeBook
 from tests.conftest import _in_ci
-from tests.integration.service.fastjobs import EPOCH, tarball
+from tests.integration.service.fastjobs import EPOCH, copied_release
 from tests.integration.service.servers import free_port, wait_for
 from tests.integration.test_pipeline import REBUILD, rebuild
 
@@ -63,31 +56,9 @@ def _archive(stamp: str) -> bytes:
 def clock_release(directory: Path, version: int, image_digest: str) -> Path:
     """Provenance of ``clock-V.tar`` (the `command` recipe copies it out of the source); the published archive
     of version 2 says another time in ``clock/stamp.txt`` than the one its source holds."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"clock-{version}.tar"
     rebuilt, published = (_archive(stamp) for stamp in STAMPS[version])
-    source = tarball({name: rebuilt})
-    source_name = f"clock-{version}-source.tar"
-    (directory / source_name).write_bytes(source)
-    (directory / name).write_bytes(published)
-    plan = (
-        RecipeBook()
-        .get("command")
-        .plan(
-            Source(source_name, sha256_bytes(source), "tarball"),
-            {"command": "true", "outputs": name},
-            Environment(source_date_epoch=EPOCH),
-            outputs=(Output(name, sha256_bytes(published)),),
-            image_digest=image_digest,
-        )
-    )
-    payload = statements.rebuild_provenance(
-        plan.subjects(), plan.external_parameters(), plan.resolved_dependencies(), invocation_id=str(uuid.uuid4()),
-        started_on="2024-01-01T00:00:00Z", finished_on="2024-01-01T00:00:01Z",
-    )  # fmt: skip
-    provenance = directory / f"{name}.provenance.intoto.jsonl"
-    write_jsonl(provenance, [sign(payload, [])])
-    return provenance
+    return copied_release(directory, f"clock-{version}.tar", rebuilt, image_digest, published=published,
+                          stem=f"clock-{version}")  # fmt: skip
 
 
 def _need(what: str) -> None:
